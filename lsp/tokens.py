@@ -1,0 +1,89 @@
+"""Token counting: the real tokenizer when one is configured, else a bound proven never to undercount."""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any, Protocol
+
+log = logging.getLogger(__name__)
+
+
+class TokenCounter(Protocol):
+    exact: bool
+    description: str
+
+    def count(self, text: str) -> int:
+        """Tokens of `text` encoded on its own, without BOS."""
+        ...
+
+
+class ByteBoundCounter:
+    """An upper bound for SentencePiece/BPE vocabularies with byte fallback (LLaMA's, and the small
+    models'): every token covers at least one UTF-8 byte of the normalized text, and normalization adds
+    one leading marker. So tokens <= bytes + 1; never an overflow, at the price of a fuller budget."""
+
+    exact = False
+    description = "estimate (UTF-8 bytes + 1, an upper bound)"
+
+    def count(self, text: str) -> int:
+        return len(text.encode("utf-8")) + 1
+
+
+class TokenizersCounter:
+    """A `tokenizers` tokenizer (tokenizer.json) or a transformers tokenizer from a local path."""
+
+    exact = True
+
+    def __init__(self, encode: Any, description: str, cache_size: int = 20000) -> None:
+        self._encode = encode
+        self.description = description
+        self._cache: OrderedDict[str, int] = OrderedDict()
+        self._cache_size = cache_size
+
+    def count(self, text: str) -> int:
+        hit = self._cache.get(text)
+        if hit is not None:
+            self._cache.move_to_end(text)
+            return hit
+        n = int(self._encode(text))
+        if len(text) < 4096:  # lines and snippets repeat; whole prompts don't
+            self._cache[text] = n
+            if len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+        return n
+
+
+def load_counter(spec: str | None) -> TokenCounter:
+    """`spec`: a tokenizer.json file, a folder holding one, or a transformers tokenizer folder/hub id
+    (hub ids load only from the local cache unless the user allowed downloads). Falls back to the bound."""
+    if not spec:
+        return ByteBoundCounter()
+    try:
+        return _load(spec)
+    except Exception as error:  # a broken tokenizer must not take the server down
+        log.warning("cannot load tokenizer %r (%s); counting with a safe estimate", spec, error)
+        return ByteBoundCounter()
+
+
+def _load(spec: str) -> TokenCounter:
+    path = Path(spec).expanduser()
+    file = path if path.is_file() else path / "tokenizer.json"
+    if file.is_file():
+        from tokenizers import Tokenizer
+
+        tokenizer = Tokenizer.from_file(str(file))
+        return TokenizersCounter(
+            lambda text: len(tokenizer.encode(text, add_special_tokens=False).ids), f"tokenizers: {file}"
+        )
+    from transformers import AutoTokenizer
+
+    auto = AutoTokenizer.from_pretrained(spec, local_files_only=not path.exists() and _offline())
+    return TokenizersCounter(lambda text: len(auto.encode(text, add_special_tokens=False)), f"transformers: {spec}")
+
+
+def _offline() -> bool:
+    import os
+
+    return os.environ.get("HF_HUB_OFFLINE", "1") != "0"

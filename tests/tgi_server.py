@@ -1,0 +1,306 @@
+"""A TGI-protocol test server: the real HTTP API of text-generation-inference, with scripted replies and
+faults, and a record of what it received. Run: python tests/tgi_server.py [--port N] [--api-key K]
+
+Routes as TGI serves them: GET /info, GET /health, POST /generate, POST /generate_stream, POST /tokenize.
+Control routes for tests (never in TGI): POST /_control/script (queue replies), POST /_control/reset,
+GET /_control/requests (bodies received), GET /_control/streams (streams opened/finished/closed early).
+
+A scripted reply is a JSON object:
+  text: the generated text (default: a fenced echo of the last user line)
+  status: HTTP status to answer instead (with `body` and `content_type`, optional `headers`)
+  delay: seconds before the first byte;  chunk_delay: seconds between tokens
+  framing: "data:" (axum 0.6) or "data: " (axum 0.7+, default)
+  keepalive: send ":" comment lines between tokens
+  error_after: send an error event after this many tokens (with `error`, `error_type`)
+  drop_after: close the connection after this many tokens
+  garbage_after: send an invalid JSON event after this many tokens
+  huge_event: bytes of padding in one event's token text
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import re
+import sys
+import time
+from typing import Any
+
+from aiohttp import web
+
+MODEL_ID = "TheBloke/CodeLlama-70B-Instruct-GPTQ"
+STEP = "<step>"
+
+
+class State:
+    def __init__(self, api_key: str | None, max_input: int, max_total: int) -> None:
+        self.api_key = api_key
+        self.max_input = max_input
+        self.max_total = max_total
+        self.reset()
+
+    def reset(self) -> None:
+        self.script: list[dict[str, Any]] = []
+        self.default: dict[str, Any] = {}
+        self.requests: list[dict[str, Any]] = []
+        self.streams = {"opened": 0, "finished": 0, "closed_early": 0, "open": 0}
+        self.closed_at: list[float] = []
+
+    def next_reply(self) -> dict[str, Any]:
+        return self.script.pop(0) if self.script else dict(self.default)
+
+
+def tokenize(text: str) -> list[dict[str, Any]]:
+    """Not LLaMA's tokenizer: word-ish pieces with offsets, enough to exercise the protocol."""
+    out = [{"id": 1, "text": "", "start": 0, "stop": 0}]
+    for i, m in enumerate(re.finditer(r"<step>|\s*\S{1,4}|\s+", text)):
+        out.append({"id": 32015 if m.group(0) == STEP else 1000 + i, "text": m.group(0), "start": m.start(), "stop": m.end()})
+    return out
+
+
+def default_text(inputs: str) -> str:
+    """A plausible instruct reply: the last line of the user's code, fenced."""
+    user = inputs.split("Source: user\n\n ")[-1].split(" <step> ")[0]
+    lines = [line for line in user.split("\n") if line.strip() and not line.startswith("```")]
+    return f"```\n{lines[-1] if lines else 'pass'}\n```"
+
+
+def pieces(text: str) -> list[str]:
+    return re.findall(r"\s*\S{1,3}|\s+", text) or [""]
+
+
+def create_app(state: State) -> web.Application:
+    app = web.Application(client_max_size=10 * 1024 * 1024)
+
+    def authorized(request: web.Request) -> bool:
+        return state.api_key is None or request.headers.get("Authorization") == f"Bearer {state.api_key}"
+
+    async def info(request: web.Request) -> web.Response:
+        return web.json_response(
+            {
+                "model_id": MODEL_ID,
+                "model_sha": "0" * 40,
+                "model_pipeline_tag": "text-generation",
+                "max_concurrent_requests": 128,
+                "max_best_of": 2,
+                "max_stop_sequences": 4,
+                "max_input_tokens": state.max_input,
+                "max_total_tokens": state.max_total,
+                "validation_workers": 2,
+                "max_client_batch_size": 4,
+                "router": "text-generation-router",
+                "version": "3.3.6",
+            }
+        )
+
+    async def health(request: web.Request) -> web.Response:
+        return web.Response(status=200)
+
+    async def tokenize_route(request: web.Request) -> web.Response:
+        body = await request.json()
+        return web.json_response(tokenize(str(body.get("inputs", ""))))
+
+    async def parse(request: web.Request) -> tuple[dict[str, Any] | None, web.Response | None]:
+        if not authorized(request):
+            return None, web.Response(status=401)
+        raw = await request.read()
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            return None, web.Response(status=400, text="Failed to parse the request body as JSON", content_type="text/plain")
+        if not isinstance(body, dict) or not isinstance(body.get("inputs"), str):
+            return None, web.Response(
+                status=422,
+                text="Failed to deserialize the JSON body into the target type: missing field `inputs`",
+                content_type="text/plain",
+            )
+        state.requests.append(body)
+        return body, None
+
+    def validate(body: dict[str, Any]) -> str | None:
+        params = body.get("parameters") or {}
+        n_input = len(tokenize(body["inputs"]))
+        max_new = int(params.get("max_new_tokens") or 100)
+        if len(params.get("stop") or []) > 4:
+            return "Input validation error: `stop` supports up to 4 stop sequences. Given: 5"
+        if n_input > state.max_input:
+            return f"Input validation error: `inputs` must have less than {state.max_input} tokens. Given: {n_input}"
+        if n_input + max_new > state.max_total:
+            return (
+                f"Input validation error: `inputs` tokens + `max_new_tokens` must be <= {state.max_total}. "
+                f"Given: {n_input} `inputs` tokens and {max_new} `max_new_tokens`"
+            )
+        return None
+
+    def plan(body: dict[str, Any], reply: dict[str, Any]) -> tuple[list[str], str]:
+        params = body.get("parameters") or {}
+        text = reply.get("text") if "text" in reply else default_text(body["inputs"])
+        tokens = pieces(str(text))
+        reason = "eos_token"
+        stops = params.get("stop") or []
+        out: list[str] = []
+        for tok in tokens:
+            out.append(tok)
+            joined = "".join(out)
+            if any(s and s in joined for s in stops):
+                reason = "stop_sequence"
+                break
+            if len(out) >= int(params.get("max_new_tokens") or 100):
+                reason = "length"
+                break
+        return out, reason
+
+    async def scripted_failure(reply: dict[str, Any]) -> web.Response | None:
+        if reply.get("delay"):
+            await asyncio.sleep(float(reply["delay"]))
+        if "status" in reply:
+            return web.Response(
+                status=int(reply["status"]),
+                text=reply.get("body", ""),
+                content_type=reply.get("content_type", "application/json"),
+                headers=reply.get("headers"),
+            )
+        return None
+
+    async def generate(request: web.Request) -> web.Response:
+        body, error = await parse(request)
+        if error is not None:
+            return error
+        assert body is not None
+        reply = state.next_reply()
+        if (failure := await scripted_failure(reply)) is not None:
+            return failure
+        if (message := validate(body)) is not None:
+            return web.json_response({"error": message, "error_type": "validation"}, status=422)
+        tokens, reason = plan(body, reply)
+        text = "".join(tokens)
+        if (body.get("parameters") or {}).get("return_full_text") is True:
+            text = body["inputs"] + text
+        return web.json_response(
+            {
+                "generated_text": text,
+                "details": {"finish_reason": reason, "generated_tokens": len(tokens), "seed": None, "prefill": [], "tokens": []},
+            }
+        )
+
+    async def generate_stream(request: web.Request) -> web.StreamResponse:
+        body, error = await parse(request)
+        if error is not None:
+            return error
+        assert body is not None
+        reply = state.next_reply()
+        if (failure := await scripted_failure(reply)) is not None:
+            return failure
+        if (message := validate(body)) is not None:
+            return web.json_response({"error": message, "error_type": "validation"}, status=422)
+        tokens, reason = plan(body, reply)
+        framing = reply.get("framing", "data: ")
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
+        await response.prepare(request)
+        state.streams["opened"] += 1
+        state.streams["open"] += 1
+        finished = False
+        try:
+            for i, tok in enumerate(tokens):
+                if reply.get("error_after") is not None and i == int(reply["error_after"]):
+                    event = {"error": reply.get("error", "Request failed during generation: CUDA OOM"),
+                             "error_type": reply.get("error_type", "generation")}
+                    await response.write(f"{framing}{json.dumps(event)}\n\n".encode())
+                    finished = True
+                    return response
+                if reply.get("drop_after") is not None and i == int(reply["drop_after"]):
+                    assert request.transport is not None
+                    request.transport.close()
+                    finished = True
+                    return response
+                if reply.get("garbage_after") is not None and i == int(reply["garbage_after"]):
+                    await response.write(f'{framing}{{"index":{i},"token":{{"id":\n\n'.encode())
+                    finished = True
+                    return response
+                if reply.get("chunk_delay"):
+                    await asyncio.sleep(float(reply["chunk_delay"]))
+                if reply.get("keepalive"):
+                    await response.write(b":\n\n")
+                text = tok + ("x" * int(reply["huge_event"]) if reply.get("huge_event") and i == 0 else "")
+                last = i == len(tokens) - 1
+                event = {
+                    "index": i + 1,
+                    "token": {"id": 1000 + i, "text": text, "logprob": -0.1, "special": False},
+                    "generated_text": "".join(tokens) if last else None,
+                    "details": {"finish_reason": reason, "generated_tokens": len(tokens), "seed": None, "input_length": 10}
+                    if last
+                    else None,
+                }
+                await response.write(f"{framing}{json.dumps(event)}\n\n".encode())
+            finished = True
+            await response.write_eof()
+        except (ConnectionResetError, asyncio.CancelledError):
+            raise
+        finally:
+            state.streams["open"] -= 1
+            if finished:
+                state.streams["finished"] += 1
+            else:
+                state.streams["closed_early"] += 1
+                state.closed_at.append(time.monotonic())
+        return response
+
+    async def control_script(request: web.Request) -> web.Response:
+        body = await request.json()
+        if isinstance(body, dict) and "default" in body:
+            state.default = dict(body["default"])
+        for item in body.get("replies", []) if isinstance(body, dict) else body:
+            state.script.append(dict(item))
+        return web.json_response({"queued": len(state.script)})
+
+    async def control_reset(request: web.Request) -> web.Response:
+        state.reset()
+        return web.json_response({"ok": True})
+
+    async def control_requests(request: web.Request) -> web.Response:
+        return web.json_response(state.requests)
+
+    async def control_streams(request: web.Request) -> web.Response:
+        return web.json_response({**state.streams, "closed_at": state.closed_at, "now": time.monotonic()})
+
+    app.add_routes(
+        [
+            web.get("/info", info),
+            web.get("/health", health),
+            web.post("/tokenize", tokenize_route),
+            web.post("/generate", generate),
+            web.post("/generate_stream", generate_stream),
+            web.post("/_control/script", control_script),
+            web.post("/_control/reset", control_reset),
+            web.get("/_control/requests", control_requests),
+            web.get("/_control/streams", control_streams),
+        ]
+    )
+    return app
+
+
+async def serve(host: str, port: int, state: State) -> None:
+    runner = web.AppRunner(create_app(state), handler_cancellation=True)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    bound = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    sys.stdout.write(f"PORT {bound}\n")
+    sys.stdout.flush()
+    await asyncio.Event().wait()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--api-key")
+    parser.add_argument("--max-input-tokens", type=int, default=3696)
+    parser.add_argument("--max-total-tokens", type=int, default=4096)
+    args = parser.parse_args()
+    asyncio.run(serve(args.host, args.port, State(args.api_key, args.max_input_tokens, args.max_total_tokens)))
+
+
+if __name__ == "__main__":
+    main()
