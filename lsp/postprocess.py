@@ -46,7 +46,7 @@ def clean_completion(reply: str, prefix: str, suffix: str, *, single_line: bool,
 
 
 def _between_marker(code: str, prefix: str, suffix: str) -> str:
-    before, _, after = code.partition(CURSOR)
+    _, _, after = code.partition(CURSOR)
     return after if not after.strip() or not suffix.strip() else after[: _common_prefix_cut(after, suffix)]
 
 
@@ -71,6 +71,13 @@ def strip_prefix_overlap(code: str, prefix: str) -> str:
             return code.lstrip()[len(stripped) :]
     if current.strip() and code.lstrip().startswith(current.strip()):
         return code.lstrip()[len(current.strip()) :]
+    # The model restated the end of the current line (`os.ge` before `os.getcwd()`): the longest end of the
+    # line, starting at a word boundary, that begins the code.
+    for k in range(len(current), 0, -1):
+        tail = current[-k:]
+        boundary = k == len(current) or not (current[-k - 1].isalnum() or current[-k - 1] == "_")
+        if boundary and tail.strip() and code.startswith(tail) and (tail[0].isalnum() or tail[0] == "_"):
+            return code[k:]
     return code
 
 

@@ -1,0 +1,380 @@
+"""The command line: `serve` for editors, and one-shot commands for scripts and for trying it out.
+
+Results go to stdout, errors to stderr, and a failure exits non-zero.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import difflib
+import json
+import logging
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from lsp import __version__
+from lsp.errors import CodellamaError
+
+log = logging.getLogger("lsp.cli")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help(sys.stderr)
+        return 2
+    from lsp.log import setup_logging
+
+    setup_logging(args.log_level or ("info" if args.command == "serve" else "warning"), args.log_file)
+    try:
+        if args.command == "serve":
+            return _serve(args)
+        return asyncio.run(_COMMANDS[args.command](args))
+    except CodellamaError as error:
+        sys.stderr.write(f"codellama-lsp: {error}\n")
+        return 1
+    except (OSError, ValueError) as error:
+        sys.stderr.write(f"codellama-lsp: {error}\n")
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+# -- argument parsing --------------------------------------------------------------------------------
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="codellama-lsp", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"codellama-lsp {__version__}")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--backend", choices=["auto", "tgi", "openai", "local"], help="model backend")
+    common.add_argument("--endpoint", help="TGI or OpenAI-compatible server URL")
+    common.add_argument("--model", help="model name (OpenAI-compatible servers)")
+    common.add_argument("--local-model-path", help="GGUF file for the local backend")
+    common.add_argument("--max-new-tokens", type=int)
+    common.add_argument("--temperature", type=float)
+    common.add_argument("--request-timeout", type=float, help="longest silence from the server, seconds")
+    common.add_argument("--tokenizer", help="tokenizer.json (or folder) for exact token counts")
+    common.add_argument(
+        "--prompts", dest="prompts_path", help="folder of prompt templates overriding the built-in ones"
+    )
+    common.add_argument("--settings", help="JSON file with settings (the `codellama` section)")
+    common.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    common.add_argument("--log-file")
+    sub = parser.add_subparsers(dest="command")
+
+    serve = sub.add_parser("serve", parents=[common], help="run the language server (stdio by default)")
+    serve.add_argument("--tcp", metavar="HOST:PORT", help="listen on TCP instead of stdio")
+    serve.add_argument("--stdio", action="store_true", help="stdio (the default)")
+
+    complete = sub.add_parser(
+        "complete", parents=[common], help="print the text to insert at FILE:LINE:COL (1-based)"
+    )
+    complete.add_argument("location")
+
+    explain = sub.add_parser(
+        "explain", parents=[common], help="print an explanation of FILE[:START[-END]] as markdown"
+    )
+    explain.add_argument("location")
+
+    refactor = sub.add_parser(
+        "refactor", parents=[common], help="print a unified diff refactoring FILE:START-END"
+    )
+    refactor.add_argument("location")
+    refactor.add_argument("--instruction", default="")
+    refactor.add_argument("--apply", action="store_true", help="write the result to the file")
+
+    prompt = sub.add_parser("prompt", parents=[common], help="show the exact prompt text")
+    prompt.add_argument("location", nargs="?", help="FILE:LINE:COL: the completion prompt for that position")
+    prompt.add_argument("--messages", help="JSON file with a list of {role, content}")
+    prompt.add_argument("--action", default="complete", help="action whose prompt to show for a location")
+    prompt.add_argument("--json", action="store_true", help="print the whole TGI request body")
+
+    sub.add_parser("check", parents=[common], help="probe the backend and print what it found")
+    return parser
+
+
+def _cli_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    keys = {
+        "backend": "backend",
+        "endpoint": "endpoint",
+        "model": "model",
+        "local_model_path": "localModelPath",
+        "max_new_tokens": "maxNewTokens",
+        "temperature": "temperature",
+        "request_timeout": "requestTimeout",
+        "tokenizer": "tokenizer",
+        "prompts_path": "promptsPath",
+        "log_level": "logLevel",
+        "log_file": "logFile",
+    }
+    return {wire: getattr(args, name) for name, wire in keys.items() if getattr(args, name, None) is not None}
+
+
+def _settings(args: argparse.Namespace) -> Any:
+    from lsp.config import resolve
+
+    client = json.loads(Path(args.settings).read_text(encoding="utf-8")) if args.settings else None
+    settings, problems = resolve(client, _cli_overrides(args))
+    for problem in problems:
+        sys.stderr.write(f"codellama-lsp: {problem}\n")
+    return settings
+
+
+# -- serve -------------------------------------------------------------------------------------------
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from lsp.server import create_server
+
+    server = create_server(_cli_overrides(args))
+    if args.tcp:
+        host, _, port = args.tcp.rpartition(":")
+        server.start_tcp(host or "127.0.0.1", int(port))
+    else:
+        server.start_io()
+    return 0
+
+
+# -- one-shot commands -------------------------------------------------------------------------------
+
+
+class _Session:
+    """What a one-shot command needs: settings, a backend, the assistant and an opened document."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        from lsp.assistant import Assistant
+        from lsp.backends.select import create_backend
+        from lsp.templates import PromptStore
+        from lsp.tokens import load_counter
+
+        self.settings = _settings(args)
+        self.store = PromptStore(self.settings.prompts_path)
+        self.backend = create_backend(self.settings)
+        self.assistant = Assistant(
+            self.settings, self.backend, self.store, load_counter(self.settings.tokenizer)
+        )
+
+    async def __aenter__(self) -> _Session:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.backend.aclose()
+
+
+def _open(path_text: str) -> Any:
+    from lsp.context.documents import Document
+    from lsp.context.languages import language_for
+
+    path = Path(path_text)
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise CodellamaError(f"{path} is not UTF-8 text") from None
+    language = language_for(None, str(path))
+    return Document(path.resolve().as_uri(), language.name if language else "plaintext", 0, text)
+
+
+def _split_location(location: str) -> tuple[str, list[str]]:
+    """FILE, then the numbers after it; a Windows drive letter or a colon in the path is kept."""
+    parts = location.split(":")
+    numbers: list[str] = []
+    while len(parts) > 1 and all(p.isdigit() for p in parts[-1].split("-") if p) and parts[-1]:
+        numbers.insert(0, parts.pop())
+    return ":".join(parts), numbers
+
+
+def _line_offset(doc: Any, line: int) -> int:
+    lines = doc.lines
+    try:
+        return int(lines.offset_at(line - 1, 0, strict=True))
+    except ValueError as error:
+        raise CodellamaError(f"line {line} is outside {doc.uri}") from error
+
+
+async def _complete(args: argparse.Namespace) -> int:
+    path, numbers = _split_location(args.location)
+    if len(numbers) != 2:
+        raise CodellamaError("complete needs FILE:LINE:COL (1-based)")
+    doc = _open(path)
+    line, col = int(numbers[0]), int(numbers[1])
+    offset = _position_offset(doc, line, col)
+    async with _Session(args) as session:
+        text = await session.assistant.complete(doc, offset)
+    sys.stdout.write(text + ("\n" if text and not text.endswith("\n") else ""))
+    return 0
+
+
+def _position_offset(doc: Any, line: int, col: int) -> int:
+    start = _line_offset(doc, line)
+    end = doc.text.find("\n", start)
+    end = len(doc.text) if end < 0 else end
+    if col < 1 or start + col - 1 > end:
+        raise CodellamaError(f"column {col} is outside line {line}")
+    return int(start + col - 1)
+
+
+def _span(doc: Any, numbers: list[str], required: bool) -> tuple[int, int]:
+    if not numbers:
+        if required:
+            raise CodellamaError("give the lines as FILE:START-END")
+        return 0, len(doc.text)
+    first, _, last = numbers[0].partition("-")
+    start_line = int(first)
+    end_line = int(last) if last else start_line
+    if end_line < start_line:
+        raise CodellamaError(f"the range {start_line}-{end_line} is backwards")
+    start = _line_offset(doc, start_line)
+    end_start = _line_offset(doc, end_line)
+    nl = doc.text.find("\n", end_start)
+    return start, len(doc.text) if nl < 0 else nl + 1
+
+
+async def _explain(args: argparse.Namespace) -> int:
+    path, numbers = _split_location(args.location)
+    doc = _open(path)
+    start, end = _span(doc, numbers, required=False)
+    async with _Session(args) as session:
+        result = await session.assistant.run("explain", doc, start, end)
+    sys.stdout.write(result.text.rstrip() + "\n")
+    return 0
+
+
+async def _refactor(args: argparse.Namespace) -> int:
+    path, numbers = _split_location(args.location)
+    doc = _open(path)
+    start, end = _span(doc, numbers, required=True)
+    async with _Session(args) as session:
+        result = await session.assistant.run("refactor", doc, start, end, instruction=args.instruction)
+    new_text = doc.text[: result.start] + result.text + doc.text[result.end :]
+    diff = difflib.unified_diff(
+        doc.text.splitlines(keepends=True), new_text.splitlines(keepends=True), f"a/{path}", f"b/{path}"
+    )
+    sys.stdout.writelines(diff)
+    if result.parses is False:
+        sys.stderr.write("codellama-lsp: warning: the result does not parse; not applied\n")
+        return 1 if args.apply else 0
+    if args.apply:
+        Path(path).write_text(new_text, encoding="utf-8")
+    return 0
+
+
+async def _prompt(args: argparse.Namespace) -> int:
+    from lsp.backends.base import GenerationRequest
+    from lsp.backends.tgi import TGIBackend
+    from lsp.chat_format import Message, render_codellama70b
+
+    settings = _settings(args)
+    if args.messages:
+        raw = json.loads(Path(args.messages).read_text(encoding="utf-8"))
+        if not isinstance(raw, list) or not all(isinstance(m, dict) for m in raw):
+            raise CodellamaError("--messages must hold a JSON list of {role, content} objects")
+        messages = [Message(m.get("role"), str(m.get("content", ""))) for m in raw]
+        if args.json:
+            request = GenerationRequest(
+                messages, settings.max_new_tokens, settings.temperature, settings.top_p, tuple(settings.stop)
+            )
+            body = TGIBackend(settings.model_copy(update={"endpoint": "http://unused"})).body(
+                request, stream=True
+            )
+            sys.stdout.write(json.dumps(body, indent=2, ensure_ascii=False) + "\n")
+        else:
+            sys.stdout.write(render_codellama70b(messages))
+        return 0
+    if not args.location:
+        raise CodellamaError("prompt needs --messages FILE.json or FILE:LINE:COL")
+    return await _prompt_view(args, settings)
+
+
+async def _prompt_view(args: argparse.Namespace, settings: Any) -> int:
+    """The rendered prompt for a file and position, and what each context part cost."""
+    from lsp.assistant import DEFAULT_MAX_INPUT_TOKENS, DEFAULT_MAX_TOTAL_TOKENS
+    from lsp.context.extract import context_at, selection_context, target_range
+    from lsp.prompting import Budget, build_prompt
+    from lsp.templates import PromptStore
+    from lsp.tokens import load_counter
+
+    path, numbers = _split_location(args.location)
+    doc = _open(path)
+    store = PromptStore(settings.prompts_path)
+    counter = load_counter(settings.tokenizer)
+    spec = store.spec(args.action)
+    max_new = min(
+        settings.completion.max_new_tokens if args.action == "complete" else settings.max_new_tokens,
+        spec.max_new_tokens,
+    )
+    budget = Budget.compute(
+        max_new,
+        settings.max_input_tokens or DEFAULT_MAX_INPUT_TOKENS,
+        settings.max_total_tokens or DEFAULT_MAX_TOTAL_TOKENS,
+    )
+    if args.action == "complete":
+        if len(numbers) != 2:
+            raise CodellamaError("a completion prompt needs FILE:LINE:COL")
+        context = context_at(doc, _position_offset(doc, int(numbers[0]), int(numbers[1])))
+        built = build_prompt(store, "complete", context, counter=counter, budget=budget)
+    else:
+        start, end = _span(doc, numbers[:1], required=False)
+        start, end = target_range(doc, start, end)
+        context = selection_context(doc, start, end)
+        built = build_prompt(
+            store, args.action, context, counter=counter, budget=budget, selection=doc.text[start:end]
+        )
+    sys.stdout.write(built.text + "\n")
+    sys.stderr.write(
+        f"\n--- {built.tokens} of {budget.prompt_tokens} prompt tokens ({built.fill:.0%}), "
+        f"counted by {counter.description}; maxNewTokens {max_new}\n"
+    )
+    for part, tokens in built.parts.items():
+        sys.stderr.write(f"    {part:<12} {tokens:>6}\n")
+    return 0
+
+
+async def _check(args: argparse.Namespace) -> int:
+    from lsp.backends.base import GenerationRequest
+    from lsp.backends.select import chosen_backend
+    from lsp.chat_format import Message
+
+    settings = _settings(args)
+    name = chosen_backend(settings)
+    out = sys.stdout
+    out.write(f"backend:   {name}\n")
+    if settings.endpoint:
+        out.write(f"endpoint:  {settings.endpoint}\n")
+    async with _Session(args) as session:
+        info = await session.backend.info()
+        out.write(f"model:     {info.model_id}\n")
+        out.write(
+            f"limits:    max input tokens {info.max_input_tokens}, max total tokens {info.max_total_tokens}\n"
+        )
+        if info.version:
+            out.write(f"version:   {info.version}\n")
+        request = GenerationRequest(
+            [Message("system", "Answer with one word."), Message("user", "Say hello.")],
+            max_new_tokens=8,
+            temperature=0,
+        )
+        started = time.perf_counter()
+        text = await session.backend.generate(request)
+        elapsed = (time.perf_counter() - started) * 1000
+        out.write(f"generate:  {text.strip()!r} in {elapsed:.0f} ms\n")
+        tokens = await session.backend.count_tokens("Source: system")
+        if tokens is not None:
+            out.write(f"tokenize:  available ({tokens} ids for a test string)\n")
+    out.write("status:    ok\n")
+    return 0
+
+
+_COMMANDS = {
+    "complete": _complete,
+    "explain": _explain,
+    "refactor": _refactor,
+    "prompt": _prompt,
+    "check": _check,
+}

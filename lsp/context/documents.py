@@ -1,0 +1,336 @@
+"""Open documents: text, line index, syntax tree kept up to date incrementally, definitions index.
+
+A :class:`Document` applies LSP content changes with ``tree.edit`` and an incremental re-parse. A
+:class:`DocumentStore` holds the open documents and bounds the memory their syntax trees take (a tree of a
+large file costs ~40 bytes per byte of source): the least recently used documents lose their tree, which is
+parsed again if needed; their definitions index is kept, so cross-file context still works.
+
+Not thread safe: use a store and its documents from one thread at a time (parsers are per thread, so
+separate stores may live in separate threads).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Sequence
+from urllib.parse import unquote, urlparse
+
+from tree_sitter import Tree
+
+from .index import FileIndex
+from .languages import Language, language_for, parser_for
+from .positions import LineIndex, encode, point_after
+
+__all__ = [
+    "DEFAULT_MAX_SIZE",
+    "DEFAULT_TREE_BUDGET",
+    "Change",
+    "Document",
+    "DocumentStore",
+    "Range",
+    "StaleVersion",
+    "UnknownDocument",
+    "uri_to_path",
+]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_SIZE = 5 * 1024 * 1024  # bytes of UTF-8; larger documents are kept as plain text
+DEFAULT_TREE_BUDGET = 4 * 1024 * 1024  # bytes of source whose trees a store keeps in memory
+
+Range = tuple[tuple[int, int], tuple[int, int]]  # ((start line, start utf16), (end line, end utf16))
+Change = tuple[str, Range | None]  # (text, range); range None = the whole document
+
+
+class UnknownDocument(KeyError):
+    """The document is not open."""
+
+
+class StaleVersion(ValueError):
+    """A change whose version is not newer than the document's."""
+
+
+def uri_to_path(uri: str) -> str:
+    """The file system path of a ``file:`` URI, else the path part of the URI (or the URI itself)."""
+    parsed = urlparse(uri)
+    if parsed.scheme == "file":
+        path = unquote(parsed.path)
+        if len(path) >= 3 and path[0] == "/" and path[2] == ":" and path[1].isalpha():
+            path = path[1:]  # file:///c:/x -> c:/x
+        if parsed.netloc and parsed.netloc != "localhost":
+            path = f"//{parsed.netloc}{path}"
+        return path
+    if parsed.scheme and parsed.path:
+        return unquote(parsed.path)
+    return uri
+
+
+class Document:
+    """One open text document: its text, line index, language, tree and definitions index."""
+
+    def __init__(
+        self,
+        uri: str,
+        language_id: str,
+        version: int,
+        text: str,
+        *,
+        max_size: int = DEFAULT_MAX_SIZE,
+        language: Language | bool | None = True,
+    ) -> None:
+        """``language=True`` looks the language up from ``language_id`` and the URI's extension; pass a
+        :class:`Language` or ``None`` (plain text) to choose."""
+        self.uri = uri
+        self.language_id = language_id
+        self.version = version
+        self.path = uri_to_path(uri)
+        self.max_size = max_size
+        if language is True or language is False:
+            self._language: Language | None = language_for(language_id, self.path) if language else None
+        else:
+            self._language = language
+        self._text = text
+        self._data: bytes | None = None
+        self._lines: LineIndex | None = None
+        self._tree: Tree | None = None
+        self._evicted = False
+        self._index: FileIndex | None = None
+        self._index_version = -1  # version the index describes when the tree is gone
+        self.on_parse: Callable[[Document], None] | None = None  # set by a store (memory accounting)
+        self._parse(None)
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def text(self) -> str:
+        return self._text
+
+    @property
+    def data(self) -> bytes:
+        """The UTF-8 encoding of the text (what tree-sitter sees)."""
+        if self._data is None:
+            self._data = encode(self._text)
+        return self._data
+
+    @property
+    def lines(self) -> LineIndex:
+        if self._lines is None:
+            self._lines = LineIndex(self._text, data=self._data)
+        return self._lines
+
+    @property
+    def language(self) -> Language | None:
+        return self._language
+
+    @property
+    def parseable(self) -> bool:
+        """Whether the document gets a tree: known language, not too large, no NUL byte."""
+        return (
+            self._language is not None
+            and len(self._text) <= self.max_size
+            and len(self.data) <= self.max_size
+            and "\x00" not in self._text
+        )
+
+    @property
+    def tree(self) -> Tree | None:
+        """The syntax tree, or None for plain text (unknown language, huge or binary document).
+
+        A tree dropped by the store to save memory is parsed again here.
+        """
+        if self._tree is None and self._evicted:
+            self._parse(None)
+        return self._tree
+
+    @property
+    def has_tree(self) -> bool:
+        """Whether a tree is in memory now (without parsing)."""
+        return self._tree is not None
+
+    @property
+    def index_ready(self) -> bool:
+        """Whether :attr:`index` is available without parsing or querying."""
+        if self._index is None:
+            return False
+        if self._tree is None:
+            return self._index_version == self.version
+        return not self._index.stale
+
+    @property
+    def index(self) -> FileIndex | None:
+        """The definitions and imports of the document, up to date; None for plain text."""
+        if self._index is not None and self._tree is None and self._index_version == self.version:
+            return self._index  # tree dropped, text unchanged since: the index is still right
+        tree = self.tree
+        if tree is None or self._language is None:
+            return None
+        if self._index is None:
+            self._index = FileIndex(self._language, tree, self.data)
+        else:
+            self._index.refresh(tree, self.data)
+        self._index_version = self.version
+        return self._index
+
+    @property
+    def size(self) -> int:
+        """Bytes of UTF-8 text."""
+        return len(self.data)
+
+    # ------------------------------------------------------------------ parsing
+    def _parse(self, old: Tree | None) -> None:
+        self._evicted = False
+        if not self.parseable:
+            self._tree = None
+            self._index = None
+            return
+        assert self._language is not None
+        parser = parser_for(self._language)
+        if old is None:
+            self._tree = parser.parse(self.data)
+            self._index = None
+        else:
+            tree = parser.parse(self.data, old)
+            if self._index is not None:
+                self._index.invalidate((r.start_byte, r.end_byte) for r in old.changed_ranges(tree))
+            self._tree = tree
+        if self.on_parse is not None:
+            self.on_parse(self)
+
+    def drop_tree(self) -> None:
+        """Free the tree (the store's memory bound); it is parsed again when next needed."""
+        if self._tree is None:
+            return
+        if self._index is not None or self._language is not None:
+            self.index  # noqa: B018 - bring the index up to date while the tree is there
+        self._tree = None
+        self._evicted = True
+
+    # ------------------------------------------------------------------ changes
+    def apply_change(self, text: str, range: Range | None, version: int) -> None:
+        """Apply one LSP content change: ``range`` None replaces the whole document."""
+        self.apply_changes([(text, range)], version)
+
+    def apply_changes(self, changes: Sequence[Change], version: int) -> None:
+        """Apply LSP content changes in order, editing the tree for each, then re-parse once."""
+        tree = self._tree
+        reparse = False
+        for text, rng in changes:
+            if rng is None:
+                self._replace_all(text)
+                tree = None
+                reparse = True
+                continue
+            lines = self.lines
+            start = lines.offset_at(*rng[0])
+            end = lines.offset_at(*rng[1])
+            if end < start:
+                start, end = end, start
+            if start == end and not text:
+                continue
+            reparse = True
+            if tree is not None:
+                inserted = encode(text)
+                start_byte = lines.byte_at(start)
+                old_end_byte = lines.byte_at(end)
+                start_point = lines.point_at(start)
+                old_end_point = lines.point_at(end)
+                new_end_byte = start_byte + len(inserted)
+                tree.edit(start_byte, old_end_byte, new_end_byte, start_point, old_end_point,
+                          point_after(start_point, inserted))
+                if self._index is not None:
+                    self._index.apply_edit(start_byte, old_end_byte, new_end_byte)
+                data = self.data
+                self._data = data[:start_byte] + inserted + data[old_end_byte:]
+            else:
+                self._data = None
+                self._index = None
+            self._text = self._text[:start] + text + self._text[end:]
+            self._lines = None
+        self.version = version
+        if not reparse:
+            return
+        if tree is None and self._evicted:
+            self._index = None  # parsed again when needed
+            return
+        self._parse(tree if tree is not None and self.parseable else None)
+
+    def _replace_all(self, text: str) -> None:
+        self._text = text
+        self._data = None
+        self._lines = None
+        self._index = None
+
+    def __repr__(self) -> str:
+        name = self._language.name if self._language else "text"
+        return f"Document({self.uri!r}, {name}, v{self.version}, {len(self._text)} chars)"
+
+
+class DocumentStore:
+    """The open documents, most recently used first, with a bound on the memory their trees take."""
+
+    def __init__(self, *, max_size: int = DEFAULT_MAX_SIZE, tree_budget: int = DEFAULT_TREE_BUDGET) -> None:
+        """``max_size``: documents larger than this (UTF-8 bytes) are not parsed. ``tree_budget``: the
+        total size of the documents whose trees stay in memory (the most recently used one always does)."""
+        self.max_size = max_size
+        self.tree_budget = tree_budget
+        self._docs: OrderedDict[str, Document] = OrderedDict()  # least recently used first
+
+    def open(self, uri: str, language_id: str, version: int, text: str) -> Document:
+        """Open (or reopen) a document."""
+        doc = Document(uri, language_id, version, text, max_size=self.max_size)
+        self._docs[uri] = doc
+        self._docs.move_to_end(uri)
+        doc.on_parse = self._parsed
+        self._parsed(doc)
+        return doc
+
+    def change(self, uri: str, version: int, changes: Sequence[Change]) -> Document:
+        """Apply the content changes of a ``didChange`` in order.
+
+        Raises :class:`UnknownDocument` if the document is not open and :class:`StaleVersion` if ``version``
+        is not newer than the document's.
+        """
+        doc = self.get(uri)
+        if version <= doc.version:
+            raise StaleVersion(f"{uri}: version {version} is not newer than {doc.version}")
+        doc.apply_changes(changes, version)
+        return doc
+
+    def close(self, uri: str) -> None:
+        """Forget a document (closing an unknown document is not an error)."""
+        doc = self._docs.pop(uri, None)
+        if doc is not None:
+            doc.on_parse = None
+
+    def get(self, uri: str) -> Document:
+        """The open document ``uri`` (marked as most recently used)."""
+        try:
+            doc = self._docs[uri]
+        except KeyError:
+            raise UnknownDocument(uri) from None
+        self._docs.move_to_end(uri)
+        return doc
+
+    def __contains__(self, uri: object) -> bool:
+        return uri in self._docs
+
+    def __len__(self) -> int:
+        return len(self._docs)
+
+    def __iter__(self) -> Iterator[Document]:
+        """The open documents, most recently used first."""
+        return iter(list(reversed(self._docs.values())))
+
+    def _parsed(self, doc: Document) -> None:
+        """Keep the trees of the most recently used documents within the budget."""
+        if doc.uri in self._docs:
+            self._docs.move_to_end(doc.uri)
+        total = 0
+        for other in reversed(self._docs.values()):
+            if not other.has_tree:
+                continue
+            total += other.size
+            if total > self.tree_budget and other is not doc:
+                log.debug("dropping the tree of %s to save memory", other.uri)
+                other.drop_tree()
+                total -= other.size

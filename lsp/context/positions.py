@@ -1,0 +1,258 @@
+"""Position conversions: the one place that maps between the four coordinate systems.
+
+* LSP positions: ``(line, character)`` where ``character`` counts UTF-16 code units and a line
+  ends at ``\\r\\n``, ``\\n`` or a lone ``\\r``.
+* Python ``str`` offsets ("offsets" everywhere else in :mod:`lsp.context`).
+* UTF-8 byte offsets, which is what tree-sitter uses for nodes and edits.
+* tree-sitter points ``(row, byte column)``, where only ``\\n`` starts a new row.
+
+Everything is computed from a table of line starts built once per text; ASCII-only texts (the common case)
+take shortcuts in which all offsets coincide.
+"""
+
+from __future__ import annotations
+
+import re
+from bisect import bisect_right
+from itertools import accumulate
+
+__all__ = ["InvalidPosition", "LineIndex", "utf16_len"]
+
+_EOL = re.compile(r"\r\n|\r|\n")
+_EOL_BYTES = re.compile(rb"\r\n|\r|\n")
+_ENCODING_ERRORS = "surrogatepass"  # lone surrogates can come from JSON; never fail on them
+
+
+class InvalidPosition(ValueError):
+    """A position or offset outside the document (only raised when asked to be strict)."""
+
+
+def utf16_len(text: str) -> int:
+    """Number of UTF-16 code units of ``text`` (astral characters count twice)."""
+    if text.isascii():
+        return len(text)
+    return len(text.encode("utf-16-le", _ENCODING_ERRORS)) // 2
+
+
+def _starts(text: str) -> list[int]:
+    """Start offsets of the lines of ``text`` (LSP line breaks)."""
+    if "\r" not in text:
+        return [0, *accumulate(len(part) + 1 for part in text.split("\n")[:-1])]
+    return [0, *(m.end() for m in _EOL.finditer(text))]
+
+
+def _byte_starts(data: bytes) -> list[int]:
+    if b"\r" not in data:
+        return [0, *accumulate(len(part) + 1 for part in data.split(b"\n")[:-1])]
+    return [0, *(m.end() for m in _EOL_BYTES.finditer(data))]
+
+
+def _nl_starts(text: str) -> list[int]:
+    """Start offsets of tree-sitter rows: only ``\\n`` starts a row."""
+    return [0, *accumulate(len(part) + 1 for part in text.split("\n")[:-1])]
+
+
+class LineIndex:
+    """Conversions between LSP positions, str offsets, UTF-8 byte offsets and tree-sitter points.
+
+    Immutable: build a new one for a new text (cheap: one pass over the text).
+    """
+
+    __slots__ = ("_ascii", "_byte_starts", "_data", "_nl", "_starts", "text")
+
+    def __init__(self, text: str, *, data: bytes | None = None) -> None:
+        self.text = text
+        self._ascii = text.isascii()
+        self._starts = _starts(text)
+        # tree-sitter rows differ from LSP lines only when the text has a lone "\r"
+        lone_cr = "\r" in text and text.count("\r") != text.count("\r\n")
+        self._nl = _nl_starts(text) if lone_cr else self._starts
+        self._data = data  # the UTF-8 encoding of text, computed on demand for non-ASCII texts
+        self._byte_starts: list[int] | None = self._starts if self._ascii else None
+
+    # ------------------------------------------------------------------ basic facts
+    @property
+    def line_count(self) -> int:
+        return len(self._starts)
+
+    @property
+    def is_ascii(self) -> bool:
+        return self._ascii
+
+    @property
+    def data(self) -> bytes:
+        """The UTF-8 encoding of the text."""
+        if self._data is None:
+            self._data = self.text.encode("utf-8", _ENCODING_ERRORS)
+        return self._data
+
+    def line_start(self, line: int) -> int:
+        """Offset of the first character of ``line`` (clamped to the document)."""
+        if line < 0:
+            return 0
+        if line >= len(self._starts):
+            return len(self.text)
+        return self._starts[line]
+
+    def line_end(self, line: int) -> int:
+        """Offset of the end of ``line``'s content, before its line break (clamped to the document)."""
+        starts = self._starts
+        if line < 0:
+            line = 0
+        if line >= len(starts) - 1:
+            return len(self.text)
+        end = starts[line + 1] - 1
+        text = self.text
+        if text[end] == "\n" and end > starts[line] and text[end - 1] == "\r":
+            end -= 1
+        return end
+
+    def line_of(self, offset: int) -> int:
+        """LSP line containing ``offset`` (clamped)."""
+        if offset <= 0:
+            return 0
+        return bisect_right(self._starts, offset) - 1
+
+    def line_text(self, line: int) -> str:
+        """The content of ``line`` without its line break."""
+        return self.text[self.line_start(line) : self.line_end(line)]
+
+    # ------------------------------------------------------------------ LSP positions
+    def offset_at(self, line: int, character: int, *, strict: bool = False) -> int:
+        """The str offset of the LSP position ``(line, character)``.
+
+        With ``strict`` a position outside the document raises :class:`InvalidPosition`; otherwise it is
+        clamped as LSP says: a character beyond the end of its line means the line end, a line beyond the
+        last line means the end of the document, negative numbers mean 0. A character in the middle of a
+        surrogate pair means the start of that character.
+        """
+        starts = self._starts
+        if line < 0 or character < 0:
+            if strict:
+                raise InvalidPosition(f"negative position ({line}, {character})")
+            if line < 0:
+                return 0
+            character = 0
+        if line >= len(starts):
+            if strict:
+                raise InvalidPosition(f"line {line} beyond the last line {len(starts) - 1}")
+            return len(self.text)
+        start = starts[line]
+        end = self.line_end(line)
+        if self._ascii:
+            if start + character > end:
+                if strict:
+                    raise InvalidPosition(f"character {character} beyond the end of line {line}")
+                return end
+            return start + character
+        content = self.text[start:end]
+        units = utf16_len(content)
+        if character >= units:
+            if character > units and strict:
+                raise InvalidPosition(f"character {character} beyond the end of line {line}")
+            return end
+        if units == len(content):  # no astral characters on this line
+            return start + character
+        count = 0
+        for index, char in enumerate(content):
+            width = 2 if char > "\uffff" else 1
+            if count + width > character:
+                return start + index
+            count += width
+        return end  # pragma: no cover - unreachable, character < units
+
+    def position_at(self, offset: int) -> tuple[int, int]:
+        """The LSP position ``(line, utf16 column)`` of a str offset (clamped to the document).
+
+        An offset inside a ``\\r\\n`` line break maps to the end of its line.
+        """
+        if offset <= 0:
+            return (0, 0)
+        text = self.text
+        offset = min(offset, len(text))
+        line = bisect_right(self._starts, offset) - 1
+        start = self._starts[line]
+        end = self.line_end(line)
+        offset = min(offset, end)
+        if self._ascii:
+            return (line, offset - start)
+        return (line, utf16_len(text[start:offset]))
+
+    # ------------------------------------------------------------------ bytes and tree-sitter points
+    def _bytes_table(self) -> list[int]:
+        if self._byte_starts is None:
+            self._byte_starts = _byte_starts(self.data)
+        return self._byte_starts
+
+    def byte_at(self, offset: int) -> int:
+        """The UTF-8 byte offset of a str offset (clamped to the document)."""
+        if offset <= 0:
+            return 0
+        text = self.text
+        if offset >= len(text):
+            return len(text) if self._ascii else len(self.data)
+        if self._ascii:
+            return offset
+        line = bisect_right(self._starts, offset) - 1
+        start = self._starts[line]
+        segment = text[start:offset]
+        width = len(segment) if segment.isascii() else len(segment.encode("utf-8", _ENCODING_ERRORS))
+        return self._bytes_table()[line] + width
+
+    def offset_of_byte(self, byte: int) -> int:
+        """The str offset of a UTF-8 byte offset (clamped; a byte inside a character rounds down)."""
+        if byte <= 0:
+            return 0
+        if self._ascii:
+            return min(byte, len(self.text))
+        data = self.data
+        if byte >= len(data):
+            return len(self.text)
+        table = self._bytes_table()
+        line = bisect_right(table, byte) - 1
+        chunk = data[table[line] : byte]
+        try:
+            width = len(chunk.decode("utf-8", _ENCODING_ERRORS))
+        except UnicodeDecodeError as exc:  # byte in the middle of a character: round down
+            width = len(chunk[: exc.start].decode("utf-8", _ENCODING_ERRORS))
+        return self._starts[line] + width
+
+    def point_at(self, offset: int) -> tuple[int, int]:
+        """The tree-sitter point ``(row, byte column)`` of a str offset (clamped to the document)."""
+        text = self.text
+        offset = max(0, min(offset, len(text)))
+        rows = self._nl
+        row = bisect_right(rows, offset) - 1 if offset else 0
+        start = rows[row]
+        if self._ascii:
+            return (row, offset - start)
+        segment = text[start:offset]
+        width = len(segment) if segment.isascii() else len(segment.encode("utf-8", _ENCODING_ERRORS))
+        return (row, width)
+
+    # ------------------------------------------------------------------ convenience
+    def offset_of_point(self, row: int, column: int) -> int:
+        """The str offset of a tree-sitter point (clamped)."""
+        rows = self._nl
+        if row < 0:
+            return 0
+        if row >= len(rows):
+            return len(self.text)
+        return self.offset_of_byte(self.byte_at(rows[row]) + max(0, column))
+
+    def range_of_bytes(self, start_byte: int, end_byte: int) -> tuple[int, int]:
+        """The str offsets of a byte range."""
+        return self.offset_of_byte(start_byte), self.offset_of_byte(end_byte)
+
+
+def point_after(start: tuple[int, int], inserted: bytes) -> tuple[int, int]:
+    """The tree-sitter point reached after inserting ``inserted`` at point ``start``."""
+    newlines = inserted.count(b"\n")
+    if not newlines:
+        return (start[0], start[1] + len(inserted))
+    return (start[0] + newlines, len(inserted) - inserted.rfind(b"\n") - 1)
+
+
+def encode(text: str) -> bytes:
+    """UTF-8 encoding used for tree-sitter (lone surrogates pass through instead of failing)."""
+    return text.encode("utf-8", _ENCODING_ERRORS)

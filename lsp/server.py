@@ -1,0 +1,182 @@
+"""The language server: its state (settings, documents, backend, prompts) and the features it registers.
+
+No feature logic lives here; `features/` holds one module per LSP feature and `assistant.py` the flow.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+from lsprotocol import types
+from pygls.lsp.server import LanguageServer
+
+from lsp import __version__
+from lsp.assistant import Assistant
+from lsp.backends.base import Backend
+from lsp.backends.select import create_backend
+from lsp.completion_flow import CompletionFlow
+from lsp.config import Settings, resolve
+from lsp.context.documents import DocumentStore
+from lsp.errors import CodellamaError
+from lsp.log import register_secret, setup_logging
+from lsp.notices import Notices
+from lsp.templates import PromptStore
+from lsp.tokens import TokenCounter, load_counter
+
+log = logging.getLogger(__name__)
+
+BackendFactory = Callable[[Settings], Backend]
+STATUS_METHOD = "codellama/status"
+
+
+class CodellamaServer(LanguageServer):
+    def __init__(
+        self,
+        cli_overrides: Mapping[str, Any] | None = None,
+        backend_factory: BackendFactory = create_backend,
+    ) -> None:
+        super().__init__(
+            "codellama-lsp", __version__, text_document_sync_kind=types.TextDocumentSyncKind.Incremental
+        )
+        self.cli_overrides = dict(cli_overrides or {})
+        self.backend_factory = backend_factory
+        self.documents = DocumentStore()
+        self.notices = Notices()
+        self.completion_flow = CompletionFlow()
+        self.root: str | None = None
+        self.settings, problems = resolve(None, self.cli_overrides)
+        self.prompt_store = PromptStore(self.settings.prompts_path)
+        self.counter: TokenCounter = load_counter(self.settings.tokenizer)
+        self._backend: Backend | None = None
+        self._assistant: Assistant | None = None
+        self._completions_enabled = True
+        self.tasks: set[asyncio.Task[Any]] = set()
+        self.pending_problems = problems
+
+    # -- settings -----------------------------------------------------------------------------------
+
+    def apply_settings(self, raw: Mapping[str, Any] | None) -> list[str]:
+        """Take new client settings; returns the problems found (bad values fall back to defaults)."""
+        settings, problems = resolve(raw, self.cli_overrides)
+        register_secret(settings.token())
+        old = self.settings
+        self.settings = settings
+        setup_logging(settings.log_level, settings.log_file)
+        if settings.prompts_path != old.prompts_path:
+            try:
+                self.prompt_store = PromptStore(settings.prompts_path)
+            except CodellamaError as error:
+                problems.append(f"{error}; using the built-in prompts")
+                self.prompt_store = PromptStore(None)
+        if settings.tokenizer != old.tokenizer:
+            self.counter = load_counter(settings.tokenizer)
+        if _backend_key(settings) != _backend_key(old) and self._backend is not None:
+            backend, self._backend = self._backend, None
+            self._spawn(backend.aclose())
+        self._assistant = None
+        return problems
+
+    def show_problems(self, problems: list[str]) -> None:
+        for problem in problems:
+            log.warning("%s", problem)
+        if problems:
+            self.window_show_message(
+                types.ShowMessageParams(
+                    type=types.MessageType.Warning, message="codellama: " + "; ".join(problems)
+                )
+            )
+
+    # -- backend ------------------------------------------------------------------------------------
+
+    def assistant(self) -> Assistant:
+        """The assistant over the configured backend; raises a CodellamaError the user can act on."""
+        if self._backend is None:
+            self._backend = self.backend_factory(self.settings)
+        if self._assistant is None:
+            self._assistant = Assistant(self.settings, self._backend, self.prompt_store, self.counter)
+        return self._assistant
+
+    @property
+    def completions_enabled(self) -> bool:
+        return self._completions_enabled and self.settings.completion.enable
+
+    def toggle_completions(self, enabled: bool | None = None) -> bool:
+        self._completions_enabled = (not self._completions_enabled) if enabled is None else enabled
+        return self._completions_enabled
+
+    async def close_backend(self) -> None:
+        for task in list(self.tasks):
+            task.cancel()
+        if self._backend is not None:
+            backend, self._backend = self._backend, None
+            self._assistant = None
+            await backend.aclose()
+
+    # -- telling the user ---------------------------------------------------------------------------
+
+    def report(self, error: BaseException, what: str) -> None:
+        """One clear, rate-limited message per kind of failure; every failure is logged."""
+        log.warning("%s failed: %s", what, error)
+        self.status("error", str(error))
+        if self.notices.should_show(error):
+            self.window_show_message(
+                types.ShowMessageParams(type=types.MessageType.Error, message=f"codellama: {error}")
+            )
+
+    def succeeded(self) -> None:
+        self.notices.recovered()
+        self.status("idle")
+
+    def status(self, state: str, message: str = "") -> None:
+        model = None
+        if self._backend is not None:
+            model = getattr(self._backend, "model_name", None) or self._backend.name
+        self.protocol.notify(STATUS_METHOD, {"state": state, "message": message, "backend": model})
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    # -- paths --------------------------------------------------------------------------------------
+
+    def set_root(self, params: types.InitializeParams) -> None:
+        folders = params.workspace_folders or []
+        uri = folders[0].uri if folders else params.root_uri
+        self.root = uri_to_path(uri) if uri else None
+
+
+def uri_to_path(uri: str) -> str:
+    parsed = urlparse(uri)
+    return unquote(parsed.path) if parsed.scheme == "file" else uri
+
+
+def _backend_key(settings: Settings) -> tuple[Any, ...]:
+    return (
+        settings.backend,
+        settings.endpoint,
+        settings.token(),
+        settings.model,
+        settings.local_model_path,
+        settings.request_timeout,
+        settings.connect_timeout,
+        settings.verify_tls,
+        settings.ca_bundle,
+        settings.proxy,
+        settings.max_retries,
+    )
+
+
+def create_server(
+    cli_overrides: Mapping[str, Any] | None = None, backend_factory: BackendFactory = create_backend
+) -> CodellamaServer:
+    from lsp.features import code_actions, commands, completion, documents, lifecycle
+
+    server = CodellamaServer(cli_overrides, backend_factory)
+    for feature in (lifecycle, documents, completion, code_actions, commands):
+        feature.register(server)
+    return server
