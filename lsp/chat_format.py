@@ -30,9 +30,7 @@ _RESERVED = ("<step>", "<s>", "</s>", "<unk>", "<CURSOR>", "[INST]", "[/INST]", 
 _RESERVED_RE = re.compile(
     "|".join(f"(?P<g{i}>{re.escape(r[0])}(?:{_ZWSP})*{re.escape(r[1:])})" for i, r in enumerate(_RESERVED))
 )
-_ESCAPED_RE = re.compile(
-    "|".join(f"{re.escape(r[0])}{_ZWSP}(?:{_ZWSP})*{re.escape(r[1:])}" for r in _RESERVED)
-)
+_ESCAPED_RE = re.compile("|".join(f"{re.escape(r[0])}{_ZWSP}(?:{_ZWSP})*{re.escape(r[1:])}" for r in _RESERVED))
 # A line that looks like a turn header ("Source: system", "Destination: user") is defused the same way.
 _HEADER_RE = re.compile(rf"^([ \t]*)(Source|Destination)((?:{_ZWSP})*):", re.MULTILINE)
 _ESCAPED_HEADER_RE = re.compile(rf"^([ \t]*)(Source|Destination){_ZWSP}((?:{_ZWSP})*):", re.MULTILINE)
@@ -45,7 +43,11 @@ def escape(text: str) -> str:
         s = match.group(0)
         return s[0] + _ZWSP + s[1:]
 
-    text = _RESERVED_RE.sub(add_zwsp, text)
+    # Most lines hold nothing to defuse; skip the regexes for them (this runs per line of context).
+    if "<" in text or "[" in text:
+        text = _RESERVED_RE.sub(add_zwsp, text)
+    if "Source" not in text and "Destination" not in text:
+        return text
     return _HEADER_RE.sub(lambda m: f"{m.group(1)}{m.group(2)}{_ZWSP}{m.group(3)}:", text)
 
 

@@ -8,7 +8,8 @@ is counted once more as a whole and shrunk if the sum of parts was optimistic.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import functools
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +25,9 @@ NEAR_SUFFIX_SHARE = 0.12
 BOS_TOKENS = 1
 
 
+_escape_line = functools.lru_cache(maxsize=65536)(escape)
+
+
 @dataclass(frozen=True)
 class Budget:
     """How many tokens the prompt may use, and why."""
@@ -34,9 +38,7 @@ class Budget:
     max_total_tokens: int | None
 
     @staticmethod
-    def compute(
-        max_new_tokens: int, max_input_tokens: int | None, max_total_tokens: int | None
-    ) -> Budget:
+    def compute(max_new_tokens: int, max_input_tokens: int | None, max_total_tokens: int | None) -> Budget:
         limits = [n for n in (max_input_tokens, (max_total_tokens - max_new_tokens) if max_total_tokens else None) if n]
         if not limits:
             raise PromptError("the model's context size is unknown; set codellama.maxInputTokens")
@@ -85,7 +87,11 @@ def build_prompt(
     diagnostics: Sequence[str] = (),
     test_path: str = "",
     render: Callable[[Sequence[Message]], str] = render_codellama70b,
+    verify: bool = False,
 ) -> BuiltPrompt:
+    """The prompt for `action`, within `budget`. Parts are counted once each; their sum (plus a slack for
+    fences and line joins) bounds the whole, so the whole is counted again only when `verify` is set or
+    the sum comes close to the budget."""
     spec = store.spec(action)
     fixed = {
         "language": context.language,
@@ -102,7 +108,15 @@ def build_prompt(
         text = render(messages)
         return messages, text, counter.count(text) + BOS_TOKENS
 
-    empty = {**fixed, "prefix": "", "suffix": "", "scopes": [], "imports": [], "definitions": [], "outline": []}
+    empty = {
+        **fixed,
+        "prefix": "",
+        "suffix": "",
+        "scopes": [],
+        "imports": [],
+        "definitions": [],
+        "outline": [],
+    }
     _, _, base = measure(empty)
     free = budget.prompt_tokens - base
     if free < 0:
@@ -111,10 +125,18 @@ def build_prompt(
             f"the {what} is too large for the model: the prompt needs {base} tokens before any context, "
             f"the budget is {budget.prompt_tokens}"
         )
-    chosen = _pack(_chunks(context, counter, action), free)
+    slack = max(16, budget.prompt_tokens // 32)
+    chosen = _pack(_chunks(context, counter, action), max(0, free - slack))
     for _ in range(8):
         variables = {**fixed, **_assemble(context, chosen)}
-        messages, text, total = measure(variables)
+        estimate = base + sum(c.cost for c in chosen) + slack
+        # Escaped text (zero-width spaces) tokenizes unlike its parts: count those prompts whole.
+        escaped = any(_escape_line(c.text) != c.text for c in chosen)
+        if verify or escaped or estimate > budget.prompt_tokens:
+            messages, text, total = measure(variables)
+        else:
+            messages = store.render(action, variables)
+            text, total = render(messages), estimate
         if total <= budget.prompt_tokens:
             parts = {"template": base}
             for chunk in chosen:
@@ -125,67 +147,95 @@ def build_prompt(
     raise PromptError("could not fit the prompt into the model's budget")
 
 
-def _chunks(context: CodeContext, counter: TokenCounter, action: Action) -> list[_Chunk]:
+def _chunks(context: CodeContext, counter: TokenCounter, action: Action) -> dict[str, Iterator[_Chunk]]:
+    """Chunks per part, best first. Code lines are produced lazily: a 5,000-line file is never split and
+    counted whole when a few hundred lines fill the budget."""
+
     def cost(text: str) -> int:
-        return counter.count(escape(text))
+        return counter.count(_escape_line(text))
 
-    out: list[_Chunk] = []
+    def listed(part: str, items: list[tuple[str, int]]) -> Iterator[_Chunk]:
+        return iter([_Chunk(part, text, n, rank) for rank, (text, n) in enumerate(items)])
+
+    parts: dict[str, Iterator[_Chunk]] = {}
     if action == "complete":
-        before = context.prefix.split("\n")
-        after = context.suffix.split("\n")
-        # The line with the cursor is split between prefix and suffix; both halves come first.
-        for distance, line in enumerate(reversed(before)):
-            out.append(_Chunk("prefix", line, cost(line + "\n"), distance))
-        for distance, line in enumerate(after):
-            out.append(_Chunk("suffix", line, cost(line + "\n"), distance))
-    for rank, scope in enumerate(context.scopes):
-        out.append(_Chunk("scopes", scope.signature, cost(scope.signature), rank))
-    for rank, imp in enumerate(context.imports):
-        out.append(_Chunk("imports", imp, cost(imp + "\n"), rank))
-    for rank, snippet in enumerate(context.definitions):
-        out.append(_Chunk("definitions", str(rank), cost(snippet.title + snippet.text) + 8, rank))
-    for rank, line in enumerate(context.outline):
-        out.append(_Chunk("outline", line, cost(line + "\n"), rank))
-    return out
+        parts["prefix"] = (
+            _Chunk("prefix", line, cost(line + "\n"), d) for d, line in enumerate(_lines_backward(context.prefix))
+        )
+        parts["suffix"] = (
+            _Chunk("suffix", line, cost(line + "\n"), d) for d, line in enumerate(_lines_forward(context.suffix))
+        )
+    parts["scopes"] = listed("scopes", [(s.signature, cost(s.signature)) for s in context.scopes])
+    parts["imports"] = listed("imports", [(i, cost(i + "\n")) for i in context.imports])
+    parts["definitions"] = iter(
+        [
+            _Chunk("definitions", d.title + d.text, cost(d.title + d.text) + 8, r)
+            for r, d in enumerate(context.definitions)
+        ]
+    )
+    parts["outline"] = (_Chunk("outline", line, cost(line + "\n"), r) for r, line in enumerate(context.outline))
+    return parts
 
 
-def _pack(chunks: list[_Chunk], free: int) -> list[_Chunk]:
-    """Greedy by priority. Near code first (up to a share), then scopes, imports, definitions, outline,
-    then the rest of the code, nearest first. Code is taken as unbroken runs of lines from the cursor."""
-    by_part: dict[str, list[_Chunk]] = {}
-    for chunk in chunks:
-        by_part.setdefault(chunk.part, []).append(chunk)
-    for items in by_part.values():
-        items.sort(key=lambda c: c.key)
+def _lines_backward(text: str) -> Iterator[str]:
+    end = len(text)
+    while True:
+        start = text.rfind("\n", 0, end) + 1
+        yield text[start:end]
+        if start == 0:
+            return
+        end = start - 1
+
+
+def _lines_forward(text: str) -> Iterator[str]:
+    start = 0
+    while True:
+        end = text.find("\n", start)
+        if end < 0:
+            yield text[start:]
+            return
+        yield text[start:end]
+        start = end + 1
+
+
+def _pack(parts: dict[str, Iterator[_Chunk]], free: int) -> list[_Chunk]:
+    """Greedy by priority: near code first (up to a share), then scopes, imports, definitions, then the rest
+    of the code, nearest first, then the outline. Code is taken as unbroken runs of lines from the cursor."""
     chosen: list[_Chunk] = []
     used = 0
+    pending: dict[str, _Chunk | None] = {}
+
+    def peek(part: str) -> _Chunk | None:
+        if part not in pending:
+            pending[part] = next(parts[part], None) if part in parts else None
+        return pending[part]
 
     def take_run(part: str, limit: int) -> None:
         nonlocal used
-        items = by_part.get(part, [])
-        while items and used + items[0].cost <= limit:
-            used += items[0].cost
-            chosen.append(items.pop(0))
+        while (chunk := peek(part)) is not None and used + chunk.cost <= limit:
+            used += chunk.cost
+            chosen.append(chunk)
+            del pending[part]
 
-    def take_each(part: str) -> None:
+    def take_each(part: str, skip: set[str] | None = None) -> None:
         nonlocal used
-        for chunk in list(by_part.get(part, [])):
+        for chunk in parts.get(part, iter(())):
+            if skip is not None and chunk.text.strip() in skip:
+                continue
             if used + chunk.cost <= free:
                 used += chunk.cost
                 chosen.append(chunk)
-                by_part[part].remove(chunk)
 
     take_run("prefix", int(free * NEAR_PREFIX_SHARE))
     take_run("suffix", used + int(free * NEAR_SUFFIX_SHARE))
-    for part in ("scopes", "imports", "definitions", "outline"):
+    for part in ("scopes", "imports", "definitions"):
         take_each(part)
-    # What is left goes to code again, alternating so both sides grow together.
-    while by_part.get("prefix") or by_part.get("suffix"):
-        before = used
-        take_run("prefix", min(free, used + max(1, (free - used) * 3 // 4)))
-        take_run("suffix", free)
-        if used == before:
-            break
+    # What is left goes to code again, the text before the cursor first.
+    take_run("prefix", used + max(0, (free - used) * 3 // 4))
+    take_run("suffix", free)
+    take_run("prefix", free)
+    # The outline, last: only what the code already shown does not hold.
+    take_each("outline", skip={c.text.strip() for c in chosen if c.part in ("prefix", "suffix")})
     return chosen
 
 

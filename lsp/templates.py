@@ -6,6 +6,7 @@ no template can forget to defuse document text.
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -54,16 +55,10 @@ def _finalize(value: Any) -> str:
 
 
 def _backtick_runs(text: str) -> list[str]:
-    runs, current = [], ""
-    for ch in text:
-        if ch == "`":
-            current += ch
-        elif current:
-            runs.append(current)
-            current = ""
-    if current:
-        runs.append(current)
-    return runs
+    return _BACKTICKS.findall(text) if "`" in text else []
+
+
+_BACKTICKS = re.compile("`+")
 
 
 def _fence_tag(language: str) -> str:
