@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import logging
 from typing import Any
 
 from lsprotocol import types
 
+from lsp.config import Settings
 from lsp.server import CodellamaServer
 
 log = logging.getLogger(__name__)
+
+STATS_METHOD = "codellama/stats"
 
 
 def register(server: CodellamaServer) -> None:
@@ -25,16 +30,54 @@ def register(server: CodellamaServer) -> None:
         ls.status("idle")
 
     @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
-    def did_change_configuration(ls: CodellamaServer, params: types.DidChangeConfigurationParams) -> None:
+    async def did_change_configuration(ls: CodellamaServer, params: types.DidChangeConfigurationParams) -> None:
         settings = _as_dict(params.settings)
-        if settings is None:
-            return
+        if not _names_our_settings(settings):
+            # Clients in the pull model send nothing useful (eglot sends `{}` right after connecting): ask for
+            # the section where the client can answer; never reset what initialize set to defaults.
+            settings = await _pull(ls)
+            if not _names_our_settings(settings):
+                return
         ls.show_problems(ls.apply_settings(settings))
         log.info("settings changed: %s", ls.settings.to_wire())
 
     @server.feature(types.SHUTDOWN)
     async def shutdown(ls: CodellamaServer, params: Any) -> None:
         await ls.close_backend()
+
+    @server.feature(STATS_METHOD)
+    def stats(ls: CodellamaServer, params: Any) -> dict[str, Any]:
+        """For soak tests and bug reports: what the process holds (tasks, documents, completion flow)."""
+        return {
+            "tasks": len(asyncio.all_tasks()),
+            "documents": len(ls.documents),
+            "completionFlow": dataclasses.asdict(ls.completion_flow.stats),
+        }
+
+
+async def _pull(ls: CodellamaServer) -> dict[str, Any] | None:
+    workspace = ls.client_capabilities.workspace
+    if not (workspace and workspace.configuration):
+        return None
+    try:
+        [section] = await ls.workspace_configuration_async(
+            types.ConfigurationParams(items=[types.ConfigurationItem(section="codellama")])
+        )
+    except Exception as error:  # a client that cannot answer keeps the settings it gave at initialize
+        log.debug("workspace/configuration failed: %s", error)
+        return None
+    return {"codellama": section} if isinstance(section, dict) else None
+
+
+def _names_our_settings(settings: dict[str, Any] | None) -> bool:
+    if not settings:
+        return False
+    if isinstance(settings.get("codellama"), dict):
+        return bool(settings["codellama"]) or len(settings) == 1
+    return bool(set(settings) & WIRE_KEYS)
+
+
+WIRE_KEYS = {field.alias or name for name, field in Settings.model_fields.items()}
 
 
 def _as_dict(value: Any) -> dict[str, Any] | None:
