@@ -18,9 +18,17 @@ from lsp.backends.base import Backend, GenerationRequest
 from lsp.chat_format import Message, render_codellama70b, render_messages
 from lsp.config import Settings
 from lsp.context.documents import Document
-from lsp.context.extract import CodeContext, context_at, parses_cleanly, selection_context, target_range
+from lsp.context.extract import (
+    CodeContext,
+    block_end,
+    context_at,
+    parses_cleanly,
+    selection_context,
+    target_range,
+)
 from lsp.errors import BackendRejected
-from lsp.postprocess import clean_completion, extract_code, reindent_block
+from lsp.log import fields
+from lsp.postprocess import clean_completion, completion_decided, extract_code, reindent_block
 from lsp.prompting import Budget, BuiltPrompt, build_prompt
 from lsp.templates import Action, PromptStore
 from lsp.tokens import CalibratedCounter, TokenCounter
@@ -67,21 +75,41 @@ class Assistant:
     async def complete(
         self, doc: Document, offset: int, *, others: Iterable[Document] = (), root: str | None = None
     ) -> str:
-        return await self.complete_context(self.completion_context(doc, offset, others=others, root=root))
+        context = self.completion_context(doc, offset, others=others, root=root)
+        return await self.complete_context(context, doc=doc, offset=offset)
 
-    async def complete_context(self, context: CodeContext) -> str:
+    async def complete_context(
+        self,
+        context: CodeContext,
+        *,
+        doc: Document | None = None,
+        offset: int | None = None,
+        ready: Callable[[], Awaitable[None]] | None = None,
+    ) -> str:
+        """The text to insert at the cursor of `context`. With `doc` (as it was when `context` was taken:
+        a snapshot, if the document may change meanwhile) and the cursor's `offset` in it, the stream is
+        closed when the block ends and the suggestion is cut back to what adds no syntax error. `ready` is
+        awaited between building the prompt and calling the model (a caller still debouncing builds the
+        prompt while it waits)."""
         settings = self.settings.completion
         spec = self.store.spec("complete")
         max_new = min(settings.max_new_tokens, spec.max_new_tokens)
-        stopper = _CompletionStopper(single_line=context.single_line, max_lines=settings.max_lines)
+        stopper = _CompletionStopper(context, max_lines=settings.max_lines, doc=doc, offset=offset)
 
         async def ask(budget: Budget) -> str:
             prompt = self._prompt("complete", context, budget)
+            if ready is not None:
+                await ready()
             return await self._generate(prompt, settings.temperature, stop_when=stopper.done)
 
         reply = await self._with_length_retry(ask, max_new)
         return clean_completion(
-            reply, context.prefix, context.suffix, single_line=context.single_line, max_lines=settings.max_lines
+            reply,
+            context.prefix,
+            context.suffix,
+            single_line=context.single_line,
+            max_lines=settings.max_lines,
+            syntax=stopper.syntax,
         )
 
     # -- code actions -------------------------------------------------------------------------------
@@ -100,6 +128,9 @@ class Assistant:
         root: str | None = None,
         progress: Progress | None = None,
     ) -> ActionResult:
+        # The result belongs to the version the request saw: if the document changes while the model
+        # runs, callers compare versions and know that the offsets and the proposal are stale.
+        version = doc.version
         start, end = target_range(doc, start, end)
         selection = doc.text[start:end]
         context = selection_context(doc, start, end, others=others, root=root)
@@ -123,15 +154,16 @@ class Assistant:
 
         reply = await self._with_length_retry(ask, max_new)
         if spec.reply == "markdown":
-            return ActionResult(action, start, end, reply.strip(), reply, None, doc.version, prompt_tokens)
+            return ActionResult(action, start, end, reply.strip(), reply, None, version, prompt_tokens)
         code = extract_code(reply)
         parses: bool | None = None
         if action != "tests":
             code = reindent_block(code, selection)
             if selection.endswith("\n") and not code.endswith("\n"):
                 code += "\n"
-            parses = parses_cleanly(doc, start, end, code)
-        return ActionResult(action, start, end, code, reply, parses, doc.version, prompt_tokens)
+            if doc.version == version:  # else the offsets no longer fit the text: the result is stale
+                parses = parses_cleanly(doc, start, end, code)
+        return ActionResult(action, start, end, code, reply, parses, version, prompt_tokens)
 
     # -- the shared steps ---------------------------------------------------------------------------
 
@@ -194,24 +226,27 @@ class Assistant:
         parts: list[str] = []
         chunks = 0
         stream: AsyncIterator[str] = self.backend.stream(request)
-        async with aclosing(stream):  # type: ignore[type-var]
-            async for chunk in stream:
-                parts.append(chunk)
-                chunks += 1
-                if progress is not None:
-                    progress(chunks, "".join(parts))
-                if stop_when is not None and stop_when("".join(parts)):
-                    break
+        # One record per model call, whatever its outcome: request id, action, sizes and timing.
+        call = {"request": request.request_id, "backend": self.backend.name, "action": prompt.action}
+        try:
+            async with aclosing(stream):  # type: ignore[type-var]
+                async for chunk in stream:
+                    parts.append(chunk)
+                    chunks += 1
+                    if progress is not None:
+                        progress(chunks, "".join(parts))
+                    if stop_when is not None and stop_when("".join(parts)):
+                        break
+        except BaseException as error:
+            outcome = "cancelled" if isinstance(error, asyncio.CancelledError) else type(error).__name__
+            ms = round((time.perf_counter() - started) * 1000)
+            log.info("model call %s", fields(**call, outcome=outcome, prompt_tokens=prompt.tokens, chunks=chunks,
+                                             ms=ms))
+            raise
         reply = "".join(parts)
         self._calibrate(prompt)
-        log.info(
-            "request %s: %s, prompt %d tokens, %d chunks in %.0f ms",
-            request.request_id,
-            prompt.action,
-            prompt.tokens,
-            chunks,
-            (time.perf_counter() - started) * 1000,
-        )
+        ms = round((time.perf_counter() - started) * 1000)
+        log.info("model call %s", fields(**call, outcome="ok", prompt_tokens=prompt.tokens, chunks=chunks, ms=ms))
         return reply
 
     def _calibrate(self, prompt: BuiltPrompt) -> None:
@@ -237,28 +272,69 @@ class Assistant:
         task.add_done_callback(self._background.discard)
 
 
-class _CompletionStopper:
-    """Decide from the partial reply that the completion is complete, so the stream can be closed."""
+LOCAL_PARSE_CHARS = 4000  # documents at least this long are checked on a window around the cursor
 
-    def __init__(self, *, single_line: bool, max_lines: int) -> None:
-        self.single_line = single_line
+
+class _CompletionStopper:
+    """Decide from the partial reply that the completion is complete, so the stream can be closed; and
+    answer the clean-up's syntax questions (postprocess.Syntax) over the document, when there is one."""
+
+    def __init__(self, context: CodeContext, *, max_lines: int, doc: Document | None, offset: int | None) -> None:
+        self.context = context
         self.max_lines = max_lines
+        self.doc = doc
+        self.offset = len(context.prefix) if offset is None else offset
+        self.syntax = self if doc is not None and doc.language is not None else None
+        self._newlines = 0
+        self._window: tuple[Document, int] | None = None
 
     def done(self, reply: str) -> bool:
-        opened = reply.find("```")
-        if opened < 0:
+        # Nothing is decided in the middle of a line: look again only when a line ends.
+        newlines = reply.count("\n")
+        if newlines == self._newlines:
             return False
-        body_start = reply.find("\n", opened)
-        if body_start < 0:
-            return False
-        body = reply[body_start + 1 :]
-        if "```" in body:
-            return True
-        lines = body.split("\n")
-        complete_lines = [line for line in lines[:-1] if line.strip()]
-        if self.single_line and complete_lines:
-            return True
-        return len(complete_lines) >= self.max_lines
+        self._newlines = newlines
+        context = self.context
+        return completion_decided(
+            reply,
+            context.prefix,
+            context.suffix,
+            single_line=context.single_line,
+            max_lines=self.max_lines,
+            syntax=self.syntax,
+        )
+
+    def parses(self, inserted: str) -> bool:
+        doc, offset = self._local()
+        return parses_cleanly(doc, offset, offset, inserted)
+
+    def block_end(self, inserted: str) -> int | None:
+        doc, offset = self._local()
+        return block_end(doc, offset, inserted)
+
+    def _local(self) -> tuple[Document, int]:
+        """The document, or for a large one the top-level statements around the cursor (the one it is in or
+        before, and its neighbours) as a document of their own: each question costs a parse, and parsing
+        a window instead of the whole file keeps the answer fast."""
+        if self._window is not None:
+            return self._window
+        doc = self.doc
+        assert doc is not None
+        tree = doc.tree
+        self._window = (doc, self.offset)
+        if tree is None or len(doc.text) < LOCAL_PARSE_CHARS:
+            return self._window
+        lines = doc.lines
+        byte = lines.byte_at(self.offset)
+        nodes = tree.root_node.children
+        at = next((i for i, node in enumerate(nodes) if node.end_byte >= byte), len(nodes))
+        first = nodes[at - 1].start_byte if at > 0 else 0
+        last = nodes[at + 1].end_byte if at + 1 < len(nodes) else len(doc.data)
+        start, end = lines.offset_of_byte(first), lines.offset_of_byte(last)
+        start = lines.line_start(lines.line_of(start))  # whole lines: indentation is syntax in some languages
+        window = Document(doc.uri, doc.language_id, doc.version, doc.text[start:end], language=doc.language)
+        self._window = (window, self.offset - start)
+        return self._window
 
 
 def _messages_text(messages: Sequence[Message]) -> str:

@@ -10,6 +10,7 @@ import asyncio
 import difflib
 import json
 import logging
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -137,7 +138,12 @@ def _serve(args: argparse.Namespace) -> int:
         host, _, port = args.tcp.rpartition(":")
         server.start_tcp(host or "127.0.0.1", int(port))
     else:
-        server.start_io()
+        # The protocol gets a private duplicate of fd 1; fd 1 and sys.stdout then point at stderr, so a
+        # stray write by a native library (llama.cpp) or a print cannot corrupt the stream.
+        protocol_out = os.fdopen(os.dup(1), "wb")
+        os.dup2(2, 1)
+        sys.stdout = sys.stderr
+        server.start_io(sys.stdin.buffer, protocol_out)
     return 0
 
 
@@ -318,13 +324,13 @@ async def _prompt_view(args: argparse.Namespace, settings: Any) -> int:
         if len(numbers) != 2:
             raise CodellamaError("a completion prompt needs FILE:LINE:COL")
         context = context_at(doc, _position_offset(doc, int(numbers[0]), int(numbers[1])))
-        built = build_prompt(store, "complete", context, counter=counter, budget=budget)
+        built = build_prompt(store, "complete", context, counter=counter, budget=budget, verify=True)
     else:
         start, end = _span(doc, numbers[:1], required=False)
         start, end = target_range(doc, start, end)
         context = selection_context(doc, start, end)
         built = build_prompt(
-            store, args.action, context, counter=counter, budget=budget, selection=doc.text[start:end]
+            store, args.action, context, counter=counter, budget=budget, selection=doc.text[start:end], verify=True
         )
     sys.stdout.write(built.text + "\n")
     sys.stderr.write(

@@ -5,6 +5,10 @@ Pure asyncio; the model call is passed in. Every request gets an answer: a compl
 request for the same document superseded it, or CancelledError when the client cancelled it. A generation
 runs as long as some request still waits for it; when the last one is cancelled, it is cancelled too, which
 closes the model server's stream.
+
+Positions are keyed on the end of the text before the cursor (``PREFIX_KEY_CHARS``), its full length, and
+the start of the text after it: typing a character shifts the window, so "the new prefix extends the old
+one" is decided from the lengths and the overlap of the two windows, not from ``startswith``.
 """
 
 from __future__ import annotations
@@ -18,10 +22,25 @@ PREFIX_KEY_CHARS = 3000
 SUFFIX_KEY_CHARS = 600
 
 
+@dataclass(frozen=True)
+class _Position:
+    prefix: str  # the last PREFIX_KEY_CHARS characters before the cursor
+    length: int  # how many characters are before the cursor
+    suffix: str  # the first SUFFIX_KEY_CHARS characters after it
+
+    def typed_since(self, old: _Position) -> str | None:
+        """What was typed at `old` to get here; None when this is not `old` plus typing."""
+        typed = self.length - old.length
+        if self.suffix != old.suffix or typed < 0 or typed > len(self.prefix):
+            return None
+        if not old.prefix.endswith(self.prefix[: len(self.prefix) - typed]):
+            return None
+        return self.prefix[len(self.prefix) - typed :]
+
+
 @dataclass
 class _Generation:
-    prefix: str
-    suffix: str
+    position: _Position
     task: asyncio.Task[str]
     waiters: int = 0
 
@@ -42,8 +61,9 @@ class CompletionFlow:
         self._inflight: dict[str, _Generation] = {}
         self._latest: dict[str, int] = {}
         self._seq = 0
-        self._cache: OrderedDict[tuple[str, str], str] = OrderedDict()
+        self._cache: OrderedDict[_Position, str] = OrderedDict()
         self._cache_size = cache_size
+        self._owner: object = None
         self.stats = FlowStats()
 
     async def complete(
@@ -56,23 +76,23 @@ class CompletionFlow:
         debounce: float = 0.0,
     ) -> str:
         """The completion for text `prefix`|cursor|`suffix` in document `key`."""
-        prefix, suffix = prefix[-PREFIX_KEY_CHARS:], suffix[:SUFFIX_KEY_CHARS]
+        here = _Position(prefix[-PREFIX_KEY_CHARS:], len(prefix), suffix[:SUFFIX_KEY_CHARS])
         self._seq += 1
         me = self._latest[key] = self._seq
         self.stats.requests += 1
-        cached = self._from_cache(prefix, suffix)
+        cached = self._from_cache(here)
         if cached is not None:
             self.stats.cache_hits += 1
             return cached
         running = self._inflight.get(key)
         if running is not None and not running.task.done():
-            if _continues(running, prefix, suffix):
+            typed = here.typed_since(running.position)
+            if typed is not None:
                 self.stats.reused += 1
                 text = await self._wait(key, running)
-                rest = _rest(running.prefix + text, prefix)
-                if rest is not None:
-                    return rest
-                # The user typed something else than the suggestion: ask anew below.
+                if text.startswith(typed) and text[len(typed) :].strip():
+                    return text[len(typed) :]
+                # The user typed something else than the suggestion, or all of it: ask anew below.
             else:
                 self._cancel(running)
         if debounce > 0:
@@ -80,12 +100,11 @@ class CompletionFlow:
         if self._latest.get(key) != me:
             self.stats.superseded += 1
             return ""
-        generation = _Generation(prefix, suffix, asyncio.ensure_future(compute()))
+        generation = _Generation(here, asyncio.ensure_future(compute()))
         self._inflight[key] = generation
         self.stats.generations += 1
         self.stats.by_document[key] = self.stats.by_document.get(key, 0) + 1
-        text = await self._wait(key, generation)
-        return text
+        return await self._wait(key, generation)
 
     def forget(self, key: str) -> None:
         """The document closed: stop its generation."""
@@ -93,6 +112,19 @@ class CompletionFlow:
         if running is not None:
             self._cancel(running)
         self._latest.pop(key, None)
+
+    def bind(self, owner: object) -> None:
+        """Completions are reused only under the settings they were made with: `owner` stands for those
+        (the server's assistant, made anew when the settings change)."""
+        if owner is not self._owner:
+            self.reset()
+            self._owner = owner
+
+    def reset(self) -> None:
+        """The settings changed: what was generated under the old ones is not reused."""
+        for key in list(self._inflight):
+            self.forget(key)
+        self._cache.clear()
 
     async def _wait(self, key: str, generation: _Generation) -> str:
         generation.waiters += 1
@@ -112,7 +144,7 @@ class CompletionFlow:
             return ""
         text = generation.task.result()
         if text:
-            self._remember(generation.prefix, generation.suffix, text)
+            self._remember(generation.position, text)
         return text
 
     def _cancel(self, generation: _Generation) -> None:
@@ -120,33 +152,22 @@ class CompletionFlow:
             generation.task.cancel()
             self.stats.cancelled_generations += 1
 
-    def _remember(self, prefix: str, suffix: str, text: str) -> None:
-        self._cache[(prefix, suffix)] = text
-        self._cache.move_to_end((prefix, suffix))
+    def _remember(self, position: _Position, text: str) -> None:
+        self._cache[position] = text
+        self._cache.move_to_end(position)
         while len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)
 
-    def _from_cache(self, prefix: str, suffix: str) -> str | None:
+    def _from_cache(self, here: _Position) -> str | None:
         """An exact hit, or an entry the user has typed part of: the rest of it."""
-        exact = self._cache.get((prefix, suffix))
+        exact = self._cache.get(here)
         if exact is not None:
-            self._cache.move_to_end((prefix, suffix))
+            self._cache.move_to_end(here)
             return exact
-        for (old_prefix, old_suffix), text in reversed(self._cache.items()):
-            if old_suffix != suffix or len(prefix) <= len(old_prefix) or not prefix.startswith(old_prefix):
+        for old, text in reversed(self._cache.items()):
+            if old.length >= here.length or here.length > old.length + len(text):
                 continue
-            rest = _rest(old_prefix + text, prefix)
-            if rest:
-                return rest
+            typed = here.typed_since(old)
+            if typed is not None and text.startswith(typed) and text[len(typed) :].strip():
+                return text[len(typed) :]
         return None
-
-
-def _continues(generation: _Generation, prefix: str, suffix: str) -> bool:
-    return suffix == generation.suffix and prefix.startswith(generation.prefix)
-
-
-def _rest(full: str, prefix: str) -> str | None:
-    """What remains of a suggestion once `prefix` was typed; None when the typing went elsewhere."""
-    if not full.startswith(prefix):
-        return None
-    return full[len(prefix) :]

@@ -102,9 +102,7 @@ def parse_settings(raw: Mapping[str, Any] | None) -> tuple[Settings, list[str]]:
     return Settings(), problems
 
 
-def with_overrides(
-    settings: Settings, overrides: Mapping[str, Any]
-) -> tuple[Settings, list[str]]:
+def with_overrides(settings: Settings, overrides: Mapping[str, Any]) -> tuple[Settings, list[str]]:
     """Apply camelCase overrides (from env or CLI) on top of settings, validating them the same way."""
     if not overrides:
         return settings, []

@@ -20,25 +20,28 @@ class PromptError(CodellamaError):
 
 
 class BackendError(CodellamaError):
-    """The model server failed. `retryable` says whether the same request may succeed later."""
+    """The model server failed. `retryable` says whether the same request, sent again at once (before any
+    token came back), may succeed: the class gives the default, an instance may say otherwise."""
 
     retryable = False
 
-    def __init__(self, message: str, *, status: int | None = None) -> None:
+    def __init__(self, message: str, *, status: int | None = None, retryable: bool | None = None) -> None:
         super().__init__(message)
         self.status = status
+        if retryable is not None:
+            self.retryable = retryable
 
 
 class BackendUnavailable(BackendError):
-    """Connection refused, DNS or TLS failure, connection dropped."""
+    """Connection refused, DNS or TLS failure, connection dropped. DNS and TLS failures are not retried:
+    a second try a moment later fails the same way."""
 
     retryable = True
 
 
 class BackendTimeout(BackendError):
-    """The model server stayed silent for longer than the request timeout."""
-
-    retryable = True
+    """The model server stayed silent (no byte, or no token) for longer than the request timeout. Not
+    retried: the user already waited a whole timeout."""
 
 
 class BackendOverloaded(BackendError):
@@ -63,10 +66,16 @@ class BackendRejected(BackendError):
         self.too_long = too_long
 
 
-class GenerationFailed(BackendError):
-    """424/500/503 or an error event: the server accepted the request but could not finish it."""
+RETRYABLE_STATUSES = frozenset({502, 503, 504})
 
-    retryable = True
+
+class GenerationFailed(BackendError):
+    """424/500/503 or an error event: the server accepted the request but could not finish it. Only a
+    gateway or availability failure (502/503/504) is retried: 424 and 500 are TGI's answer to this very
+    request (out of memory, a failed generation) and would fail again."""
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message, status=status, retryable=status in RETRYABLE_STATUSES)
 
 
 class BadResponse(BackendError):

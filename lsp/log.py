@@ -1,10 +1,16 @@
-"""Logging to stderr (stdout carries the protocol), optionally a file, never a secret."""
+"""Logging to stderr (stdout carries the protocol; clients show stderr as the server's log), optionally a
+file, warnings and errors also to the client's log (window/logMessage), never a secret.
+
+Records about one model call carry `key=value` fields (see `fields`), starting with `request=<id>`, so
+that one request can be followed through the log with grep.
+"""
 
 from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Iterable
+import threading
+from collections.abc import Callable, Iterable
 
 _secrets: set[str] = set()
 _REDACTED = "[redacted]"
@@ -39,6 +45,48 @@ class RedactingFilter(logging.Filter):
 
 _FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
+ClientSink = Callable[[int, str], None]  # (logging level, message): how records reach the client's log
+_client_sink: ClientSink | None = None
+_CLIENT_LEVEL = logging.WARNING
+
+
+def fields(**values: object) -> str:
+    """`key=value` pairs in the order given; values with blanks are quoted, None is left out."""
+    out = []
+    for key, value in values.items():
+        if value is None:
+            continue
+        text = f"{value:.1f}" if isinstance(value, float) else str(value)
+        out.append(f"{key}={text!r}" if not text or any(c.isspace() for c in text) else f"{key}={text}")
+    return " ".join(out)
+
+
+def set_client_sink(sink: ClientSink | None) -> None:
+    """Where warnings and errors go besides stderr: the language server passes window/logMessage."""
+    global _client_sink
+    _client_sink = sink
+
+
+class ClientHandler(logging.Handler):
+    """Forwards records to the client sink. A failing sink (no client yet, or gone) is ignored, and a
+    record logged while forwarding one is not forwarded, so logging can never loop through the client."""
+
+    def __init__(self) -> None:
+        super().__init__(_CLIENT_LEVEL)
+        self._busy = threading.local()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        sink = _client_sink
+        if sink is None or getattr(self._busy, "on", False):
+            return
+        self._busy.on = True
+        try:
+            sink(record.levelno, self.format(record))
+        except Exception:  # the other handlers still have the record
+            pass
+        finally:
+            self._busy.on = False
+
 
 def setup_logging(level: str = "info", file: str | None = None) -> None:
     root = logging.getLogger("lsp")
@@ -48,12 +96,24 @@ def setup_logging(level: str = "info", file: str | None = None) -> None:
         handler.close()
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     if file:
-        handlers.append(logging.FileHandler(file, encoding="utf-8"))
+        try:
+            handlers.append(logging.FileHandler(file, encoding="utf-8"))
+        except OSError as error:
+            # A log file that cannot be opened must not stop the server: say so on the other handlers.
+            problem = f"cannot write the log file {file}: {error.strerror or error}"
+        else:
+            problem = ""
+    else:
+        problem = ""
+    handlers.append(ClientHandler())
     for handler in handlers:
-        handler.setFormatter(logging.Formatter(_FORMAT))
+        if not isinstance(handler, ClientHandler):
+            handler.setFormatter(logging.Formatter(_FORMAT))
         handler.addFilter(RedactingFilter())
         root.addHandler(handler)
     root.propagate = False
+    if problem:
+        root.warning("%s", problem)
 
 
 def _level(name: str) -> int:

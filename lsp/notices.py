@@ -38,22 +38,43 @@ def kind_of(error: BaseException) -> str:
 
 
 class Notices:
-    """Rate limit per kind: a kind shown once is silent for `quiet_seconds`, and again after a success."""
+    """Rate limit per kind of failure.
 
-    def __init__(self, quiet_seconds: float = 60.0, clock: Callable[[], float] = time.monotonic) -> None:
+    A kind shown once stays silent for `quiet_seconds` while the trouble lasts. A success in between makes
+    the next failure news again, but not sooner than `floor_seconds` after the kind was last shown: a model
+    server that fails every other request must not pop up a message every other keystroke. New settings
+    (`reset`) start afresh: the user changed something and wants to know whether it helped.
+    """
+
+    def __init__(
+        self,
+        quiet_seconds: float = 60.0,
+        floor_seconds: float = 15.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.quiet_seconds = quiet_seconds
+        self.floor_seconds = floor_seconds
         self._clock = clock
-        self._shown: dict[str, float] = {}
+        self._shown: dict[str, float] = {}  # kind -> when last shown
+        self._recovered: set[str] = set()  # kinds followed by a success since they were shown
 
     def should_show(self, error: BaseException) -> bool:
         kind = kind_of(error)
         now = self._clock()
         last = self._shown.get(kind)
-        if last is not None and now - last < self.quiet_seconds:
-            return False
+        if last is not None:
+            wait = self.floor_seconds if kind in self._recovered else self.quiet_seconds
+            if now - last < wait:
+                return False
         self._shown[kind] = now
+        self._recovered.discard(kind)
         return True
 
     def recovered(self) -> None:
-        """The backend answered: the next failure is news again."""
+        """The backend answered: the next failure is news again (after the floor)."""
+        self._recovered.update(self._shown)
+
+    def reset(self) -> None:
+        """Forget what was shown (the settings changed)."""
         self._shown.clear()
+        self._recovered.clear()

@@ -1,26 +1,65 @@
 """Turn what an instruct model replied into the text to insert or the code to substitute.
 
 Pure functions over strings: take the code out of fences and prose, drop what repeats the text before the
-cursor or duplicates the text after it, and give it the cursor's indentation.
+cursor or duplicates the text after it, give it the cursor's indentation, and cut it back to what keeps the
+file parsing. The syntax questions ("does this insertion add a syntax error?", "where does the block end?")
+are asked through a :class:`Syntax` object the caller builds over its document, so nothing here parses.
+
+Everything works on ``\\n`` text: a CRLF document's prefix and suffix are normalised on the way in and the
+insertion gets the document's line ending on the way out.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
+from typing import Protocol
 
 from lsp.chat_format import unescape
 from lsp.templates import CURSOR
 
+__all__ = [
+    "Syntax",
+    "clean_completion",
+    "completion_decided",
+    "extract_code",
+    "reindent",
+    "reindent_block",
+    "strip_prefix_overlap",
+    "strip_suffix_overlap",
+]
+
 _FENCE_OPEN = re.compile(r"^[ \t]*(`{3,}|~{3,})[^\n`]*$", re.MULTILINE)
+_INLINE_CODE = re.compile(r"`([^`\n]+)`")
+ECHO_LINES = 60  # how far back a model's restatement of the code before the cursor is looked for
+_WINDOW = 8000  # characters of prefix/suffix looked at (enough for ECHO_LINES lines of code)
+_OPENERS = ("{", "(", "[", ":", "=>", "->", " do", " then", "\\")
+_PAIRS = {")": "(", "]": "[", "}": "{"}
+_CLOSERS = frozenset(")]}\"'`")
+_COMMENT_STARTS = ("#", "//", "/*", "*", "--", ";", "<!--")
+_INTERJECTIONS = frozenset({"Sure", "Certainly", "Okay", "OK", "Ok", "Here", "Done", "Absolutely"})
 
 
+class Syntax(Protocol):
+    """Questions about the document with a text inserted at the cursor (text in the document's line endings)."""
+
+    def parses(self, inserted: str) -> bool:
+        """Whether inserting ``inserted`` adds no syntax error."""
+        ...
+
+    def block_end(self, inserted: str) -> int | None:
+        """Where in ``inserted`` the block the cursor is in ends (an index into it), or None."""
+        ...
+
+
+# ---------------------------------------------------------------------------------------------- extraction
 def extract_code(reply: str) -> str:
-    """The content of the first fenced block; an unfenced reply is taken as code. An unclosed fence (the
-    stream was cut) yields what came after it."""
-    reply = unescape(reply)
+    """The content of the first fenced block; an unfenced reply is taken as code once the prose around it
+    is dropped. An unclosed fence (the stream was cut) yields what came after it."""
+    reply = unescape(reply).replace("\r\n", "\n")
     match = _FENCE_OPEN.search(reply)
     if match is None:
-        return reply.strip("\n")
+        return _unfenced(reply)
     fence = match.group(1)
     start = match.end() + 1
     close = re.compile(rf"^[ \t]*{re.escape(fence[0])}{{{len(fence)},}}[ \t]*$", re.MULTILINE)
@@ -29,102 +68,290 @@ def extract_code(reply: str) -> str:
     return body.rstrip("\n").rstrip() if end_match is None else body.rstrip("\n")
 
 
-def clean_completion(reply: str, prefix: str, suffix: str, *, single_line: bool, max_lines: int) -> str:
-    """What to insert at the cursor, given the model's reply and the document around the cursor."""
-    code = extract_code(reply)
-    if CURSOR in code:
-        # The model echoed the marked code: what it put where the marker was is the answer.
-        code = _between_marker(code, prefix, suffix)
-    code = strip_prefix_overlap(code, prefix)
-    code = strip_suffix_overlap(code, suffix)
-    code = reindent(code, prefix)
-    lines = code.split("\n")
-    if single_line or len(lines) > max_lines:
-        lines = lines[: 1 if single_line else max_lines]
-    text = "\n".join(lines).rstrip()
-    return text if text.strip() else ""
+def _unfenced(reply: str) -> str:
+    lines = reply.strip("\n").split("\n")
+    while lines and _is_prose(lines[0]):
+        lines.pop(0)
+    while lines and (not lines[-1].strip() or _is_prose(lines[-1])):
+        lines.pop()
+    while lines and not lines[0].strip():
+        lines.pop(0)
+    if lines:
+        return "\n".join(lines)
+    # All prose: a lone inline code span ("The line is `foo(x)`.") is the answer.
+    spans = _INLINE_CODE.findall(reply)
+    return spans[0] if len(spans) == 1 else ""
 
 
-def _between_marker(code: str, prefix: str, suffix: str) -> str:
-    _, _, after = code.partition(CURSOR)
-    return after if not after.strip() or not suffix.strip() else after[: _common_prefix_cut(after, suffix)]
+def _is_prose(line: str) -> bool:
+    """A sentence addressed to the reader, not code: capitalised words ending in punctuation."""
+    text = line.strip()
+    if not text or text.startswith(_COMMENT_STARTS) or not text[0].isupper():
+        return False
+    text = _INLINE_CODE.sub("code", text)  # `spans` in a sentence are words of it
+    if any(ch in text for ch in "=;{}[]<>"):
+        return False
+    words = text.split()
+    if len(words) <= 2 and words[0].rstrip("!.,:") in _INTERJECTIONS:
+        return True
+    wordy = sum(1 for w in words if re.fullmatch(r"[A-Za-z'’`\",.:!?()-]+", w))
+    return len(words) >= 3 and wordy >= 0.75 * len(words) and text[-1] in ".:!?"
 
 
-def _common_prefix_cut(text: str, suffix: str) -> int:
-    anchor = suffix.strip().split("\n")[0].strip()
-    i = text.find(anchor) if anchor else -1
-    return i if i >= 0 else len(text)
+# ---------------------------------------------------------------------------------------------- helpers
+def _norm(line: str) -> str:
+    """A line without any whitespace: what two renderings of the same code line share."""
+    return "".join(line.split())
 
 
-def strip_prefix_overlap(code: str, prefix: str) -> str:
-    """Models often restate the current line, or the last few lines, before continuing them."""
-    line_start = prefix.rfind("\n") + 1
-    current = prefix[line_start:]
-    tail = prefix[-2000:]
-    # Longest suffix of the recent text (at a line boundary or the whole current line) that starts the code.
-    for start in _line_starts(tail):
-        candidate = tail[start:]
-        if candidate.strip() and code.startswith(candidate):
-            return code[len(candidate) :]
-        stripped = candidate.lstrip()
-        if stripped.strip() and code.lstrip().startswith(stripped) and "\n" not in stripped:
-            return code.lstrip()[len(stripped) :]
-    if current.strip() and code.lstrip().startswith(current.strip()):
-        return code.lstrip()[len(current.strip()) :]
-    # The model restated the end of the current line (`os.ge` before `os.getcwd()`): the longest end of the
-    # line, starting at a word boundary, that begins the code.
-    for k in range(len(current), 0, -1):
-        tail = current[-k:]
-        boundary = k == len(current) or not (current[-k - 1].isalnum() or current[-k - 1] == "_")
-        if boundary and tail.strip() and code.startswith(tail) and (tail[0].isalnum() or tail[0] == "_"):
-            return code[k:]
-    return code
+def _indent(line: str) -> str:
+    return line[: len(line) - len(line.lstrip(" \t"))]
 
 
-def _line_starts(text: str) -> list[int]:
-    starts = [0] + [i + 1 for i, ch in enumerate(text) if ch == "\n"]
-    return [s for s in starts if s < len(text)]
+def _is_word(ch: str) -> bool:
+    return ch.isalnum() or ch == "_"
+
+
+def _meaningful(lines: Sequence[str]) -> bool:
+    """Enough real code that seeing it twice is no coincidence (a lone `}` or `pass` is not)."""
+    return any(sum(ch.isalnum() for ch in line) >= 4 for line in lines)
+
+
+def _unmatched(text: str) -> int:
+    """Closing brackets without an opening one in ``text``, plus quote kinds left open."""
+    stack: list[str] = []
+    count = 0
+    for ch in text:
+        if ch in "([{":
+            stack.append(ch)
+        elif ch in _PAIRS:
+            if stack and stack[-1] == _PAIRS[ch]:
+                stack.pop()
+            else:
+                count += 1
+    return count + sum(text.count(q) % 2 for q in "\"'`")
+
+
+def _tail_lines(prefix: str) -> list[str]:
+    """The last lines of ``prefix`` (the cursor line last, possibly empty)."""
+    lines = prefix[-_WINDOW:].split("\n")
+    if len(prefix) > _WINDOW and len(lines) > 1:
+        lines = lines[1:]  # the first one is cut
+    return lines[-(ECHO_LINES + 1) :]
+
+
+# ---------------------------------------------------------------------------------------------- overlaps
+Anchor = tuple[str, str]  # (a line's indentation in the model's code, the same line's in the document)
+
+
+def strip_prefix_overlap(code: str, prefix: str) -> tuple[str, Anchor | None]:
+    """Drop what restates the code before the cursor: the current line, the lines before it (up to a whole
+    function), or the end of the word being typed. Also returns, when the model restated a line, that line's
+    indentation in the model's code and in the document (to re-indent the rest the same way)."""
+    before = _tail_lines(prefix)
+    current, previous = before[-1], before[:-1]
+    typed = current.strip()
+    code_lines = code.split("\n")
+    norm_code = [_norm(line) for line in code_lines]
+    norm_prev = [_norm(line) for line in previous]
+    for k in range(min(len(previous), len(code_lines)), 0, -1):
+        if norm_code[:k] != norm_prev[len(previous) - k :]:
+            continue
+        anchor = _anchor(code_lines[:k], previous[len(previous) - k :])
+        rest = code_lines[k:]
+        if typed:
+            # The restated lines must lead to the current line, restated too.
+            after = _after_echo(rest[0], current) if rest else None
+            if after is None:
+                continue
+            return "\n".join([after, *rest[1:]]), (_indent(rest[0]), _indent(current))
+        if _meaningful(previous[len(previous) - k :]):
+            return "\n".join(rest), anchor
+    if typed:
+        after = _after_echo(code_lines[0], current)
+        if after is not None:
+            return "\n".join([after, *code_lines[1:]]), (_indent(code_lines[0]), _indent(current))
+        # The end of the word being typed restated (`os.ge` before `os.getcwd()`): the longest end of the
+        # line, starting at a word boundary, that begins the code.
+        for k in range(len(current) - 1, 0, -1):
+            tail = current[-k:]
+            boundary = not _is_word(current[-k - 1])
+            if boundary and _is_word(tail[0]) and code.startswith(tail):
+                return code[k:], None
+    return code, None
+
+
+def _anchor(model: Sequence[str], document: Sequence[str]) -> Anchor | None:
+    for ours, theirs in zip(model, document, strict=True):
+        if ours.strip():
+            return _indent(ours), _indent(theirs)
+    return None
+
+
+def _after_echo(line: str, current: str) -> str | None:
+    """The rest of ``line`` when it starts with the current line's code (whitespace aside), else None."""
+    target = current.strip()
+    text = line.lstrip()
+    i = j = 0
+    while j < len(target):
+        if i < len(text) and text[i] == target[j]:
+            i += 1
+            j += 1
+        elif i < len(text) and text[i].isspace():
+            i += 1
+        elif target[j].isspace():
+            j += 1
+        else:
+            return None
+    rest = text[i:]
+    # The user already typed the blank after the code: don't insert it again.
+    return rest.lstrip(" \t") if current != current.rstrip() else rest
 
 
 def strip_suffix_overlap(code: str, suffix: str) -> str:
-    """Drop the end of the code that repeats what already follows the cursor."""
-    if not suffix.strip() or not code:
+    """Drop the end of the code that repeats what already follows the cursor: the rest of the line
+    (closing brackets, quotes, an argument), closing lines (`}`, `});`) or the next statements. A closing
+    bracket is only dropped when the code has one too many of it, so `bar()` before `)` stays whole."""
+    if not code.strip():
+        return ""
+    head = suffix[:_WINDOW]
+    after = head.split("\n", 1)[0]
+    code_lines = code.split("\n")
+    suffix_norm = [_norm(line) for line in head.split("\n") if line.strip()]
+    code_norm = [_norm(line) for line in code_lines if line.strip()]
+    # Everything the model wrote is already there.
+    if len(code_norm) > 1 and code_norm == suffix_norm[: len(code_norm)]:
+        return ""
+    if len(code_norm) == 1 and after.strip():
+        rest = after.lstrip()
+        word = code.strip()
+        following = rest[len(word) : len(word) + 1]
+        if rest.startswith(word) and not (_is_word(word[-1]) and following and _is_word(following)):
+            return ""
+    # The rest of the cursor line, repeated at the end of the code.
+    if after.strip():
+        trimmed = code.rstrip()
+        rest = after.lstrip()
+        for n in range(min(len(trimmed.split("\n")[-1]), len(rest)), 0, -1):
+            overlap = rest[:n]
+            if not trimmed.endswith(overlap):
+                continue
+            cut = trimmed[: len(trimmed) - n]
+            if (_is_word(overlap[0]) and cut and _is_word(cut[-1])) or (
+                _is_word(overlap[-1]) and n < len(rest) and _is_word(rest[n])
+            ):
+                continue  # the overlap starts or ends inside a word: a coincidence
+            if any(_is_word(ch) for ch in overlap):
+                return cut
+            if any(ch in _CLOSERS for ch in overlap):
+                if _unmatched(trimmed) > _unmatched(cut):
+                    return cut  # one closing bracket or quote too many: the suffix has it
+                continue
+            return cut  # `;`, `,`: punctuation the line already has
+    # Whole lines of the suffix repeated at the end of the code (the closing `}` of the function, the next
+    # statements...): the longest such end, or an end that starts repeating the suffix and then drifts.
+    if not suffix_norm:
         return code
-    head = suffix[:2000]
-    # Longest end of `code` that equals a start of the suffix, compared without trailing/leading blanks.
-    code_trimmed = code.rstrip()
-    suffix_trimmed = head.lstrip()
-    for n in range(min(len(code_trimmed), len(suffix_trimmed)), 0, -1):
-        if code_trimmed.endswith(suffix_trimmed[:n]) and (n >= 2 or suffix_trimmed[:n] in ")]}\"'"):
-            return code_trimmed[: len(code_trimmed) - n]
-    # Or whole lines of the suffix repeated at the end of the code.
-    code_lines = code.rstrip("\n").split("\n")
-    suffix_lines = [line for line in head.split("\n") if line.strip()]
-    if suffix_lines:
-        first = suffix_lines[0].strip()
-        for i in range(1, len(code_lines)):
-            if code_lines[i].strip() == first:
-                return "\n".join(code_lines[:i]).rstrip()
+    indexed = [(i, _norm(line)) for i, line in enumerate(code_lines) if line.strip()]
+    for position in range(1, len(indexed)):
+        start = indexed[position][0]
+        tail = [n for _, n in indexed[position:]]
+        same = 0
+        while same < min(len(tail), len(suffix_norm)) and tail[same] == suffix_norm[same]:
+            same += 1
+        if same == 0:
+            continue
+        repeated = code_lines[start:]
+        drifted = (same >= 2 or same == len(suffix_norm)) and _meaningful(tail[:same])
+        if same < len(tail) and not drifted:
+            continue
+        kept = "\n".join(code_lines[:start]).rstrip()
+        if not any(_is_word(ch) for ch in "".join(repeated)) and _unmatched(code) <= _unmatched(kept):
+            continue  # a closing line the code itself needs
+        return kept
     return code
 
 
-def reindent(code: str, prefix: str) -> str:
-    """Give continuation lines the cursor line's indentation, keeping their relative structure."""
+# ---------------------------------------------------------------------------------------------- indentation
+class _Style:
+    """How the document indents: tabs, or spaces in units of ``unit``."""
+
+    def __init__(self, sample: Sequence[str]) -> None:
+        tabs = sum(1 for line in sample if line.startswith("\t"))
+        spaced = [len(_indent(line)) for line in sample if line.startswith(" ") and line.strip()]
+        self.tabs = tabs > len(spaced)
+        self.unit = 4 if self.tabs else _unit(spaced)
+
+    def width(self, indent: str, *, space_scale: float = 1.0) -> float:
+        return sum(self.unit if ch == "\t" else space_scale for ch in indent)
+
+    def render(self, width: float) -> str:
+        columns = max(0, round(width))
+        if self.tabs:
+            return "\t" * (columns // self.unit) + " " * (columns % self.unit)
+        return " " * columns
+
+
+def _unit(widths: Sequence[int]) -> int:
+    positive = [w for w in widths if w > 0]
+    if not positive:
+        return 4
+    for unit in (4, 2, 3, 8):
+        if sum(1 for w in positive if w % unit == 0) >= 0.9 * len(positive):
+            return unit
+    return 4
+
+
+def reindent(code: str, prefix: str, suffix: str = "", anchor: Anchor | None = None) -> str:
+    """Give the code the cursor's indentation and the document's indent characters.
+
+    The first line goes at the cursor; later lines keep their structure relative to a line whose place in
+    the document is known: a line the model restated (``anchor``), the first line when the cursor sits on
+    a blank line, else a guess from the current line (is the model's code relative to column 0, or already
+    at the document's columns?).
+    """
     lines = code.split("\n")
-    if len(lines) == 1:
-        return code
-    current = prefix[prefix.rfind("\n") + 1 :]
-    base = current[: len(current) - len(current.lstrip())]
+    before = _tail_lines(prefix)
+    current = before[-1]
+    style = _Style([*before[:-1], *suffix[:3000].split("\n")])
+    # A model writing spaces into a tab-indented document: its own unit becomes one tab.
+    model_spaces = [len(_indent(line)) for line in lines if line.startswith(" ") and line.strip()]
+    scale = style.unit / _unit(model_spaces) if style.tabs and model_spaces else 1.0
+
+    def width(indent: str) -> float:
+        return style.width(indent, space_scale=scale)
+
+    cursor = style.width(_indent(current))
     rest = [line for line in lines[1:] if line.strip()]
-    if not rest:
-        return code
-    first_indent = _indent(lines[0]) if not current.strip() else None
-    model_base = min(len(_indent(line)) for line in rest)
-    if first_indent is not None:
-        model_base = min(model_base, len(first_indent))
-    out = [lines[0][len(first_indent) :] if first_indent else lines[0]]
+    if not current.strip():
+        first = next((line for line in lines if line.strip()), "")
+        model_first = width(_indent(first))
+        if anchor is not None:
+            delta = style.width(anchor[1]) - width(anchor[0])
+        elif cursor == 0:
+            delta = 0.0  # at column 0 the model's own columns are the only indentation there is
+        else:
+            delta = cursor - model_first
+        out = [
+            style.render(max(0.0, model_first + delta - cursor)) + lines[0].lstrip(" \t") if lines[0].strip() else ""
+        ]
+    else:
+        if anchor is not None:
+            delta = style.width(anchor[1]) - width(anchor[0])
+        elif rest:
+            first_rest = width(_indent(rest[0]))
+            lowest = min(width(_indent(line)) for line in rest)
+            opens = (current + lines[0]).rstrip().endswith(_OPENERS)
+            relative = first_rest <= cursor if opens else lowest < cursor
+            delta = cursor if relative else 0.0
+        else:
+            delta = 0.0
+        out = [lines[0]]
     for line in lines[1:]:
-        out.append(base + line[model_base:] if line.strip() else "")
+        if not line.strip():
+            out.append("")
+            continue
+        out.append(style.render(max(0.0, width(_indent(line)) + delta)) + line.lstrip(" \t"))
     return "\n".join(out)
 
 
@@ -140,5 +367,153 @@ def reindent_block(code: str, original: str) -> str:
     return "\n".join((indent + line[have:]) if line.strip() else "" for line in new_lines)
 
 
-def _indent(line: str) -> str:
-    return line[: len(line) - len(line.lstrip(" \t"))]
+# ---------------------------------------------------------------------------------------------- the pipeline
+class _InDocumentEol:
+    """A Syntax over ``\\n`` text for a document with another line ending."""
+
+    def __init__(self, syntax: Syntax, eol: str) -> None:
+        self.syntax, self.eol = syntax, eol
+
+    def parses(self, inserted: str) -> bool:
+        return self.syntax.parses(inserted.replace("\n", self.eol))
+
+    def block_end(self, inserted: str) -> int | None:
+        converted = inserted.replace("\n", self.eol)
+        end = self.syntax.block_end(converted)
+        if end is None or self.eol == "\n":
+            return end
+        return end - converted[:end].count(self.eol) * (len(self.eol) - 1)
+
+
+def _eol(prefix: str, suffix: str) -> str:
+    """The document's line ending, from the text around the cursor: editors keep one per document, so a
+    CRLF there means a CRLF document."""
+    return "\r\n" if "\r\n" in prefix[-2000:] or "\r\n" in suffix[:2000] else "\n"
+
+
+def _lf(text: str) -> str:
+    return text.replace("\r\n", "\n") if "\r" in text else text
+
+
+def _code_at_cursor(reply: str, prefix: str) -> tuple[str, Anchor | None]:
+    """The code the model meant for the cursor, with what restates the text before it dropped."""
+    code = extract_code(reply)
+    if CURSOR in code:
+        # The model echoed the marked code: what it put after the marker is the answer (the marker's line
+        # tells how the model indents the cursor's line); or, when nothing follows the marker, what it
+        # wrote before it (its version of the current line).
+        before, _, after = code.partition(CURSOR)
+        if after.strip():
+            marked_line = before[before.rfind("\n") + 1 :]
+            current = prefix[prefix.rfind("\n") + 1 :]
+            return after.replace(CURSOR, ""), (_indent(marked_line), _indent(current))
+        code = before
+    return strip_prefix_overlap(code, prefix)
+
+
+def clean_completion(
+    reply: str,
+    prefix: str,
+    suffix: str,
+    *,
+    single_line: bool,
+    max_lines: int,
+    syntax: Syntax | None = None,
+) -> str:
+    """What to insert at the cursor, given the model's reply and the document around the cursor.
+
+    With ``syntax``: the suggestion stops where the block the cursor is in ends, and it is cut back to the
+    longest run of its first lines that adds no syntax error (nothing if even the first line adds one).
+    """
+    eol = _eol(prefix, suffix)
+    prefix, suffix = _lf(prefix[-_WINDOW:]), _lf(suffix[:_WINDOW])
+    code, anchor = _code_at_cursor(reply, prefix)
+    if single_line:
+        code = _first_line(code)
+    code = strip_suffix_overlap(code, suffix)
+    if not code.strip():
+        return ""
+    code = reindent(code, prefix, suffix, anchor).rstrip()
+    checker = None if syntax is None else _InDocumentEol(syntax, eol)
+    if checker is not None and not single_line:
+        end = checker.block_end(code)
+        if end is not None and code[end:].strip():
+            code = code[:end].rstrip()
+    lines = code.split("\n")[:max_lines]
+    if checker is not None:
+        lines = _parsing_lines(lines, checker)
+    text = "\n".join(lines).rstrip()
+    if not text.strip():
+        return ""
+    return text.replace("\n", eol) if eol != "\n" else text
+
+
+def _first_line(code: str) -> str:
+    """The code up to the end of its first non-blank line."""
+    lines = code.split("\n")
+    for i, line in enumerate(lines):
+        if line.strip():
+            return "\n".join(lines[: i + 1])
+    return ""
+
+
+def _parsing_lines(lines: list[str], syntax: Syntax) -> list[str]:
+    """The longest run of the first lines whose insertion adds no syntax error; [] if none."""
+    for n in range(len(lines), 0, -1):
+        candidate = "\n".join(lines[:n]).rstrip()
+        if candidate.strip() and syntax.parses(candidate):
+            return lines[:n]
+    return []
+
+
+# ---------------------------------------------------------------------------------------------- streaming
+def completion_decided(
+    reply: str,
+    prefix: str,
+    suffix: str,
+    *,
+    single_line: bool,
+    max_lines: int,
+    syntax: Syntax | None = None,
+) -> bool:
+    """Whether the partial ``reply`` already holds the whole completion, so the stream can be closed: the
+    code block closed, the line of a single-line completion ended, ``max_lines`` lines came, the model
+    started repeating the code after the cursor, or the block the cursor is in ended before the last line.
+    """
+    text = _lf(unescape(reply))
+    match = _FENCE_OPEN.search(text)
+    if match is not None:
+        fence = match.group(1)
+        body = text[match.end() + 1 :]
+        if re.search(rf"^[ \t]*{re.escape(fence[0])}{{{len(fence)},}}[ \t]*$", body, re.MULTILINE):
+            return True
+    else:
+        body = text
+        first = text.lstrip("\n").split("\n", 1)[0]
+        if _is_prose(first) or first.lstrip().startswith(("`", "~")):
+            return False  # prose before a fence (or a fence still being written): wait for the code
+    if not body[: body.rfind("\n") + 1].strip():
+        return False
+    prefix, suffix = _lf(prefix[-_WINDOW:]), _lf(suffix[:_WINDOW])
+    code, anchor = _code_at_cursor(text[: text.rfind("\n")], prefix)  # complete lines only
+    lines = [line for line in code.split("\n") if line.strip()]
+    if not lines or _echo_in_progress(lines, prefix):
+        return False
+    if single_line or len(lines) >= max_lines:
+        return True
+    upcoming = next((line for line in suffix.split("\n") if line.strip()), "")
+    if _meaningful([upcoming]) and any(_norm(line) == _norm(upcoming) for line in lines):
+        return True
+    if syntax is not None:
+        inserted = reindent(code, prefix, suffix, anchor).rstrip()
+        end = _InDocumentEol(syntax, _eol(prefix, suffix)).block_end(inserted)
+        if end is not None and inserted[end:].strip():
+            return True
+    return False
+
+
+def _echo_in_progress(lines: Sequence[str], prefix: str) -> bool:
+    """Whether the code so far could be the start of a restatement of the lines before the cursor."""
+    previous = [_norm(line) for line in _tail_lines(prefix)[:-1] if line.strip()]
+    wanted = [_norm(line) for line in lines]
+    return any(previous[start : start + len(wanted)] == wanted for start in range(len(previous) - len(wanted) + 1))

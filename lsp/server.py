@@ -22,8 +22,9 @@ from lsp.completion_flow import CompletionFlow
 from lsp.config import Settings, resolve
 from lsp.context.documents import DocumentStore
 from lsp.errors import CodellamaError
-from lsp.log import register_secret, setup_logging
+from lsp.log import register_secret, set_client_sink, setup_logging
 from lsp.notices import Notices
+from lsp.rpc import Protocol
 from lsp.templates import PromptStore
 from lsp.tokens import TokenCounter, load_counter
 
@@ -40,7 +41,10 @@ class CodellamaServer(LanguageServer):
         backend_factory: BackendFactory = create_backend,
     ) -> None:
         super().__init__(
-            "codellama-lsp", __version__, text_document_sync_kind=types.TextDocumentSyncKind.Incremental
+            "codellama-lsp",
+            __version__,
+            text_document_sync_kind=types.TextDocumentSyncKind.Incremental,
+            protocol_cls=Protocol,
         )
         self.cli_overrides = dict(cli_overrides or {})
         self.backend_factory = backend_factory
@@ -56,6 +60,7 @@ class CodellamaServer(LanguageServer):
         self._completions_enabled = True
         self.tasks: set[asyncio.Task[Any]] = set()
         self.pending_problems = problems
+        set_client_sink(self._log_to_client)
 
     # -- settings -----------------------------------------------------------------------------------
 
@@ -78,6 +83,7 @@ class CodellamaServer(LanguageServer):
             backend, self._backend = self._backend, None
             self._spawn(backend.aclose())
         self._assistant = None
+        self.notices.reset()  # new settings: the next failure is news
         return problems
 
     def show_problems(self, problems: list[str]) -> None:
@@ -126,6 +132,12 @@ class CodellamaServer(LanguageServer):
             self.window_show_message(
                 types.ShowMessageParams(type=types.MessageType.Error, message=f"codellama: {error}")
             )
+
+    def _log_to_client(self, level: int, message: str) -> None:
+        """Warnings and errors also go to the client's log (window/logMessage), once it is connected."""
+        if self.protocol.writer is not None:
+            kind = types.MessageType.Error if level >= logging.ERROR else types.MessageType.Warning
+            self.window_log_message(types.LogMessageParams(type=kind, message=message))
 
     def succeeded(self) -> None:
         self.notices.recovered()

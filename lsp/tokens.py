@@ -28,7 +28,7 @@ class ByteBoundCounter:
     description = "estimate (UTF-8 bytes + 1, an upper bound)"
 
     def count(self, text: str) -> int:
-        return len(text.encode("utf-8")) + 1
+        return len(text.encode("utf-8", "surrogatepass")) + 1
 
 
 class TokenizersCounter:
@@ -47,7 +47,8 @@ class TokenizersCounter:
         if hit is not None:
             self._cache.move_to_end(text)
             return hit
-        n = int(self._encode(text))
+        # A lone surrogate (a JSON string may spell one) cannot cross into Rust: count it as one character.
+        n = int(self._encode(text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")))
         if len(text) < 4096:  # lines and snippets repeat; whole prompts don't
             self._cache[text] = n
             if len(self._cache) > self._cache_size:
@@ -109,12 +110,12 @@ class CalibratedCounter:
         return min(1.0, max(self._ratios) * self.MARGIN)
 
     def observe(self, text: str, tokens: int) -> None:
-        size = len(text.encode("utf-8"))
+        size = len(text.encode("utf-8", "surrogatepass"))
         if size >= 200 and tokens > 0:
             self._ratios = [*self._ratios, tokens / size][-self.SAMPLES :]
 
     def count(self, text: str) -> int:
-        return int(len(text.encode("utf-8")) * self.ratio) + 1
+        return int(len(text.encode("utf-8", "surrogatepass")) * self.ratio) + 1
 
     def reset(self) -> None:
         self._ratios = []

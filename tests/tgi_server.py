@@ -15,6 +15,12 @@ A scripted reply is a JSON object:
   drop_after: close the connection after this many tokens
   garbage_after: send an invalid JSON event after this many tokens
   huge_event: bytes of padding in one event's token text
+  stall_after: after this many tokens, send nothing for `stall` seconds (default: an hour), except ":"
+    comment lines every `keepalive_every` seconds when that is set (a keep-alive-only stream)
+  drop_before: close the connection before answering anything (no status line)
+
+GET /_control/hits lists every request received ("METHOD /path"), control routes excepted.
+With --certfile/--keyfile it serves HTTPS.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import argparse
 import asyncio
 import json
 import re
+import ssl
 import sys
 import time
 from typing import Any
@@ -46,6 +53,7 @@ class State:
         self.requests: list[dict[str, Any]] = []
         self.streams = {"opened": 0, "finished": 0, "closed_early": 0, "open": 0}
         self.closed_at: list[float] = []
+        self.hits: list[str] = []
 
     def next_reply(self) -> dict[str, Any]:
         return self.script.pop(0) if self.script else dict(self.default)
@@ -55,7 +63,14 @@ def tokenize(text: str) -> list[dict[str, Any]]:
     """Not LLaMA's tokenizer: word-ish pieces with offsets, enough to exercise the protocol."""
     out = [{"id": 1, "text": "", "start": 0, "stop": 0}]
     for i, m in enumerate(re.finditer(r"<step>|\s*\S{1,4}|\s+", text)):
-        out.append({"id": 32015 if m.group(0) == STEP else 1000 + i, "text": m.group(0), "start": m.start(), "stop": m.end()})
+        out.append(
+            {
+                "id": 32015 if m.group(0) == STEP else 1000 + i,
+                "text": m.group(0),
+                "start": m.start(),
+                "stop": m.end(),
+            }
+        )
     return out
 
 
@@ -71,7 +86,14 @@ def pieces(text: str) -> list[str]:
 
 
 def create_app(state: State) -> web.Application:
-    app = web.Application(client_max_size=10 * 1024 * 1024)
+    @web.middleware
+    async def record_hits(request: web.Request, handler: Any) -> web.StreamResponse:
+        if not request.path.startswith("/_control/"):
+            state.hits.append(f"{request.method} {request.path}")
+        response: web.StreamResponse = await handler(request)
+        return response
+
+    app = web.Application(client_max_size=10 * 1024 * 1024, middlewares=[record_hits])
 
     def authorized(request: web.Request) -> bool:
         return state.api_key is None or request.headers.get("Authorization") == f"Bearer {state.api_key}"
@@ -108,7 +130,9 @@ def create_app(state: State) -> web.Application:
         try:
             body = json.loads(raw)
         except ValueError:
-            return None, web.Response(status=400, text="Failed to parse the request body as JSON", content_type="text/plain")
+            return None, web.Response(
+                status=400, text="Failed to parse the request body as JSON", content_type="text/plain"
+            )
         if not isinstance(body, dict) or not isinstance(body.get("inputs"), str):
             return None, web.Response(
                 status=422,
@@ -151,7 +175,11 @@ def create_app(state: State) -> web.Application:
                 break
         return out, reason
 
-    async def scripted_failure(reply: dict[str, Any]) -> web.Response | None:
+    async def scripted_failure(request: web.Request, reply: dict[str, Any]) -> web.Response | None:
+        if reply.get("drop_before"):
+            assert request.transport is not None
+            request.transport.close()
+            raise asyncio.CancelledError  # nothing more to send: the connection is gone
         if reply.get("delay"):
             await asyncio.sleep(float(reply["delay"]))
         if "status" in reply:
@@ -169,7 +197,7 @@ def create_app(state: State) -> web.Application:
             return error
         assert body is not None
         reply = state.next_reply()
-        if (failure := await scripted_failure(reply)) is not None:
+        if (failure := await scripted_failure(request, reply)) is not None:
             return failure
         if (message := validate(body)) is not None:
             return web.json_response({"error": message, "error_type": "validation"}, status=422)
@@ -180,7 +208,13 @@ def create_app(state: State) -> web.Application:
         return web.json_response(
             {
                 "generated_text": text,
-                "details": {"finish_reason": reason, "generated_tokens": len(tokens), "seed": None, "prefill": [], "tokens": []},
+                "details": {
+                    "finish_reason": reason,
+                    "generated_tokens": len(tokens),
+                    "seed": None,
+                    "prefill": [],
+                    "tokens": [],
+                },
             }
         )
 
@@ -190,22 +224,29 @@ def create_app(state: State) -> web.Application:
             return error
         assert body is not None
         reply = state.next_reply()
-        if (failure := await scripted_failure(reply)) is not None:
+        if (failure := await scripted_failure(request, reply)) is not None:
             return failure
         if (message := validate(body)) is not None:
             return web.json_response({"error": message, "error_type": "validation"}, status=422)
         tokens, reason = plan(body, reply)
         framing = reply.get("framing", "data: ")
-        response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
-        await response.prepare(request)
+        response = web.StreamResponse(
+            headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
+        )
+        try:
+            await response.prepare(request)
+        except ConnectionResetError:
+            return response  # the client gave up before the first byte
         state.streams["opened"] += 1
         state.streams["open"] += 1
         finished = False
         try:
             for i, tok in enumerate(tokens):
                 if reply.get("error_after") is not None and i == int(reply["error_after"]):
-                    event = {"error": reply.get("error", "Request failed during generation: CUDA OOM"),
-                             "error_type": reply.get("error_type", "generation")}
+                    event = {
+                        "error": reply.get("error", "Request failed during generation: CUDA OOM"),
+                        "error_type": reply.get("error_type", "generation"),
+                    }
                     await response.write(f"{framing}{json.dumps(event)}\n\n".encode())
                     finished = True
                     return response
@@ -218,6 +259,8 @@ def create_app(state: State) -> web.Application:
                     await response.write(f'{framing}{{"index":{i},"token":{{"id":\n\n'.encode())
                     finished = True
                     return response
+                if reply.get("stall_after") is not None and i == int(reply["stall_after"]):
+                    await stall(response, float(reply.get("stall", 3600)), reply.get("keepalive_every"))
                 if reply.get("chunk_delay"):
                     await asyncio.sleep(float(reply["chunk_delay"]))
                 if reply.get("keepalive"):
@@ -228,15 +271,20 @@ def create_app(state: State) -> web.Application:
                     "index": i + 1,
                     "token": {"id": 1000 + i, "text": text, "logprob": -0.1, "special": False},
                     "generated_text": "".join(tokens) if last else None,
-                    "details": {"finish_reason": reason, "generated_tokens": len(tokens), "seed": None, "input_length": 10}
+                    "details": {
+                        "finish_reason": reason,
+                        "generated_tokens": len(tokens),
+                        "seed": None,
+                        "input_length": 10,
+                    }
                     if last
                     else None,
                 }
                 await response.write(f"{framing}{json.dumps(event)}\n\n".encode())
             finished = True
             await response.write_eof()
-        except (ConnectionResetError, asyncio.CancelledError):
-            raise
+        except ConnectionResetError:
+            return response  # the client went away mid-stream (recorded below): nothing to say about it
         finally:
             state.streams["open"] -= 1
             if finished:
@@ -245,6 +293,18 @@ def create_app(state: State) -> web.Application:
                 state.streams["closed_early"] += 1
                 state.closed_at.append(time.monotonic())
         return response
+
+    async def stall(response: web.StreamResponse, seconds: float, keepalive_every: Any) -> None:
+        if not keepalive_every:
+            await asyncio.sleep(seconds)
+            return
+        end = time.monotonic() + seconds
+        while (left := end - time.monotonic()) > 0:
+            await asyncio.sleep(min(float(keepalive_every), left))
+            await response.write(b":\n\n")
+
+    async def control_hits(request: web.Request) -> web.Response:
+        return web.json_response(state.hits)
 
     async def control_script(request: web.Request) -> web.Response:
         body = await request.json()
@@ -275,15 +335,16 @@ def create_app(state: State) -> web.Application:
             web.post("/_control/reset", control_reset),
             web.get("/_control/requests", control_requests),
             web.get("/_control/streams", control_streams),
+            web.get("/_control/hits", control_hits),
         ]
     )
     return app
 
 
-async def serve(host: str, port: int, state: State) -> None:
+async def serve(host: str, port: int, state: State, ssl_context: ssl.SSLContext | None = None) -> None:
     runner = web.AppRunner(create_app(state), handler_cancellation=True)
     await runner.setup()
-    site = web.TCPSite(runner, host, port)
+    site = web.TCPSite(runner, host, port, ssl_context=ssl_context)
     await site.start()
     bound = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     sys.stdout.write(f"PORT {bound}\n")
@@ -298,8 +359,16 @@ def main() -> None:
     parser.add_argument("--api-key")
     parser.add_argument("--max-input-tokens", type=int, default=3696)
     parser.add_argument("--max-total-tokens", type=int, default=4096)
+    parser.add_argument("--certfile", help="serve HTTPS with this certificate chain (PEM)")
+    parser.add_argument("--keyfile", help="the private key of --certfile (PEM)")
     args = parser.parse_args()
-    asyncio.run(serve(args.host, args.port, State(args.api_key, args.max_input_tokens, args.max_total_tokens)))
+    context = None
+    if args.certfile:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(args.certfile, args.keyfile)
+    asyncio.run(
+        serve(args.host, args.port, State(args.api_key, args.max_input_tokens, args.max_total_tokens), context)
+    )
 
 
 if __name__ == "__main__":

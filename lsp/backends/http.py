@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email.utils
 import json
 import logging
+import math
 import random
+import socket
 import ssl
 import time
 from collections.abc import Awaitable, Callable
@@ -23,68 +26,125 @@ from lsp.errors import (
     BackendTimeout,
     BackendUnavailable,
     BadResponse,
+    ConfigError,
     GenerationFailed,
 )
+from lsp.log import redact
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
+# The longest Retry-After honoured, in seconds; a server asking for more is reported instead.
 MAX_RETRY_AFTER = 30.0
 
 
-def make_client(settings: Settings, base_url: str, transport: httpx.AsyncBaseTransport | None = None) -> httpx.AsyncClient:
+def make_client(
+    settings: Settings, base_url: str, transport: httpx.AsyncBaseTransport | None = None
+) -> httpx.AsyncClient:
+    """The pooled client for one backend. A setting that cannot be used (an unreadable CA bundle, a proxy
+    URL httpx does not understand) is a ConfigError, so the user reads which setting to fix."""
     headers = {"Accept": "application/json", "User-Agent": "codellama-lsp"}
     if (token := settings.token()) is not None:
         headers["Authorization"] = f"Bearer {token}"
     verify: bool | ssl.SSLContext = settings.verify_tls
-    if settings.ca_bundle:
-        verify = ssl.create_default_context(cafile=settings.ca_bundle)
+    if settings.ca_bundle and settings.verify_tls:
+        try:
+            verify = ssl.create_default_context(cafile=settings.ca_bundle)
+        except (OSError, ssl.SSLError) as error:
+            raise ConfigError(
+                f"codellama.caBundle {settings.ca_bundle!r} cannot be used: {error.strerror or error}. "
+                "It must be a PEM file of CA certificates."
+            ) from None
     # `read` is the longest silence allowed between bytes, not a cap on the whole response, so long
-    # streams live as long as tokens keep coming.
+    # streams live as long as tokens keep coming. Keep-alive comments count as bytes here: the stream
+    # readers also bound the silence between tokens (see `token_silence`).
     timeout = httpx.Timeout(
-        connect=settings.connect_timeout, read=settings.request_timeout, write=30.0, pool=settings.request_timeout
+        connect=settings.connect_timeout,
+        read=settings.request_timeout,
+        write=30.0,
+        pool=settings.request_timeout,
     )
-    return httpx.AsyncClient(
-        base_url=base_url,
-        headers=headers,
-        timeout=timeout,
-        verify=verify,
-        proxy=settings.proxy or None,
-        transport=transport,
-        limits=httpx.Limits(max_connections=32, max_keepalive_connections=8, keepalive_expiry=60.0),
-        trust_env=settings.proxy is None,
-    )
+    try:
+        return httpx.AsyncClient(
+            base_url=base_url,
+            headers=headers,
+            timeout=timeout,
+            verify=verify,
+            proxy=settings.proxy or None,
+            transport=transport,
+            limits=httpx.Limits(max_connections=32, max_keepalive_connections=8, keepalive_expiry=60.0),
+            # An explicit proxy wins; without one the usual HTTP(S)_PROXY / NO_PROXY variables apply.
+            trust_env=settings.proxy is None,
+        )
+    except (ValueError, ImportError, httpx.InvalidURL) as error:
+        raise ConfigError(f"codellama.proxy {settings.proxy!r} cannot be used: {error}") from None
 
 
 def transport_error(error: httpx.HTTPError, endpoint: str) -> BackendError:
     """Turn an httpx failure into a sentence the user can act on."""
-    text = str(error) or type(error).__name__
+    endpoint = display_url(endpoint)
+    text = redact(str(error) or type(error).__name__)
     if isinstance(error, httpx.ConnectTimeout):
         return BackendTimeout(f"Could not connect to the model server at {endpoint} in time ({text}).")
     if isinstance(error, httpx.TimeoutException):
-        return BackendTimeout(
-            f"The model server at {endpoint} stopped answering (no data within the request timeout)."
-        )
+        return BackendTimeout(f"The model server at {endpoint} stopped answering (no data within the request timeout).")
     if isinstance(error, httpx.ConnectError):
         lowered = text.lower()
-        if "certificate" in lowered or "ssl" in lowered or "tls" in lowered:
+        if _caused_by(error, ssl.SSLError) or "certificate" in lowered or "ssl" in lowered or "tls" in lowered:
             return BackendUnavailable(
-                f"TLS failure talking to {endpoint}: {text}. Check the certificate, or set codellama.caBundle."
+                f"TLS failure talking to {endpoint}: {text}. Check that the endpoint really serves https, "
+                "and its certificate (codellama.caBundle names a CA to trust).",
+                retryable=False,
             )
-        if "name or service not known" in lowered or "nodename" in lowered or "getaddrinfo" in lowered:
-            return BackendUnavailable(f"Cannot resolve the host of {endpoint}: {text}. Check codellama.endpoint.")
+        if (
+            _caused_by(error, socket.gaierror)
+            or "name or service not known" in lowered
+            or "nodename" in lowered
+            or "getaddrinfo" in lowered
+            or "name resolution" in lowered
+        ):
+            return BackendUnavailable(
+                f"Cannot resolve the host of {endpoint}: {text}. Check codellama.endpoint.", retryable=False
+            )
         return BackendUnavailable(
             f"Cannot reach the model server at {endpoint}: {text}. Is it running? Check codellama.endpoint."
         )
+    if isinstance(error, httpx.ProxyError):
+        return BackendUnavailable(f"The proxy refused the request to {endpoint}: {text}. Check codellama.proxy.")
     if isinstance(error, (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)):
         return BackendUnavailable(f"The connection to {endpoint} broke: {text}.")
     return BackendUnavailable(f"HTTP error talking to {endpoint}: {text}.")
 
 
+def display_url(url: str) -> str:
+    """The URL as shown to the user and in logs: without a user:password@ part."""
+    try:
+        parsed = httpx.URL(url)
+    except (httpx.InvalidURL, TypeError, ValueError):
+        return url
+    return str(parsed.copy_with(userinfo=b"")) if parsed.userinfo else url
+
+
+def _caused_by(error: BaseException, kind: type[BaseException]) -> bool:
+    """httpx wraps httpcore's error, which wraps the OS's: look down the chain."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        if isinstance(current, kind):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
+
+
 def status_error(status: int, body: bytes, headers: httpx.Headers | None, endpoint: str) -> BackendError:
-    """Map a non-2xx answer (JSON or not, possibly empty) to our errors."""
+    """Map a non-2xx answer (JSON or not, possibly empty) to our errors. The server's words are quoted
+    (shortened, blanks collapsed) with any registered secret removed: proxies have been seen to echo
+    request headers in their error pages."""
+    endpoint = display_url(endpoint)
     payload = _json_or_none(body)
-    message = _message_of(payload) or body.decode("utf-8", "replace").strip()[:500] or f"HTTP {status}"
+    message = _message_of(payload) or " ".join(body.decode("utf-8", "replace").split())[:300] or f"HTTP {status}"
+    message = redact(message)
     error_type = payload.get("error_type") if isinstance(payload, dict) else None
     if status in (401, 403):
         return BackendAuthError(
@@ -92,26 +152,29 @@ def status_error(status: int, body: bytes, headers: httpx.Headers | None, endpoi
             "Set codellama.apiToken (or CODELLAMA_LSP_API_TOKEN).",
             status=status,
         )
-    if status == 429 or error_type == "overloaded":
-        return BackendOverloaded(
-            f"The model server is overloaded: {message}", status=status, retry_after=_retry_after(headers)
-        )
+    retry_after = _retry_after(headers)
+    if status == 429 or error_type == "overloaded" or (status == 503 and retry_after is not None):
+        return BackendOverloaded(f"The model server is overloaded: {message}", status=status, retry_after=retry_after)
     if status in (400, 413, 422) or error_type == "validation":
         return BackendRejected(
-            f"The model server rejected the request: {message}", status=status, too_long=is_length_error(message)
+            f"The model server rejected the request: {message}",
+            status=status,
+            too_long=is_length_error(message),
         )
     if status in (424, 500, 502, 503, 504) or error_type in ("generation", "incomplete_generation"):
         return GenerationFailed(f"The model server failed (HTTP {status}): {message}", status=status)
     if status == 404:
         return BadResponse(
-            f"{endpoint} has no such route (HTTP 404). Is codellama.endpoint the server's root URL?", status=status
+            f"{endpoint} has no such route (HTTP 404). Is codellama.endpoint the server's root URL?",
+            status=status,
         )
     return BadResponse(f"Unexpected answer from {endpoint} (HTTP {status}): {message}", status=status)
 
 
 def event_error(payload: dict[str, Any], endpoint: str) -> BackendError:
     """An error event inside a 200 stream."""
-    message = _message_of(payload) or "unknown error"
+    endpoint = display_url(endpoint)
+    message = redact(_message_of(payload) or "unknown error")
     error_type = payload.get("error_type")
     inner = payload.get("error")
     if isinstance(inner, dict):
@@ -127,40 +190,84 @@ def event_error(payload: dict[str, Any], endpoint: str) -> BackendError:
 
 def is_length_error(message: str) -> bool:
     lowered = message.lower()
-    return "must be <=" in lowered or "too long" in lowered or "maximum context length" in lowered or (
-        "tokens" in lowered and ("max_total_tokens" in lowered or "max_input" in lowered)
+    return (
+        "must be <=" in lowered
+        or "too long" in lowered
+        or "maximum context length" in lowered
+        or ("tokens" in lowered and ("max_total_tokens" in lowered or "max_input" in lowered))
     )
 
 
 async def with_retries(attempt: Callable[[], Awaitable[T]], max_retries: int, what: str) -> T:
-    """Retry retryable failures with exponential backoff and full jitter, honouring Retry-After."""
+    """Retry retryable failures (connection failures, 429, 502-504: nothing was generated yet) at most
+    `max_retries` times, with exponential backoff and full jitter, honouring Retry-After. A server asking
+    for a longer wait than MAX_RETRY_AFTER is not waited for: the user hears about it at once."""
     for n in range(max_retries + 1):
         try:
             return await attempt()
         except BackendError as error:
-            if not error.retryable or n == max_retries or isinstance(error, BackendTimeout):
+            if not error.retryable or n == max_retries:
                 raise
-            delay = backoff_delay(n, getattr(error, "retry_after", None))
+            retry_after = getattr(error, "retry_after", None)
+            if retry_after is not None and retry_after > MAX_RETRY_AFTER:
+                raise
+            delay = backoff_delay(n, retry_after)
             log.info("%s failed (%s); retry %d/%d in %.2fs", what, error, n + 1, max_retries, delay)
             await asyncio.sleep(delay)
     raise AssertionError("unreachable")
 
 
+async def finish_cleanly(work: Awaitable[T]) -> T:
+    """Await `work` in a task of its own. A cancellation is passed on to it once, and then its clean-up is
+    waited for, whatever other cancellations arrive meanwhile.
+
+    httpx/httpcore clean up after a cancellation with awaits (closing the socket, giving the connection
+    back to the pool); a second cancellation during that clean-up (the user typed on, and the completion
+    was cancelled twice) interrupts it and leaves the pool's connection busy for ever: after 32 of those the
+    pool is exhausted and every request waits for a connection until it times out.
+    """
+    task = asyncio.ensure_future(work)
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        task.cancel()
+        while not task.done():
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait({task})
+        if not task.cancelled() and task.exception() is None:
+            # It finished before the cancellation reached it: release what it returned.
+            result = task.result()
+            if isinstance(result, httpx.Response):
+                await asyncio.shield(result.aclose())
+        raise
+
+
 def backoff_delay(attempt: int, retry_after: float | None) -> float:
+    """Full jitter on an exponential base (0.25 s, 0.5 s, ... at most 4 s); with Retry-After, that long plus
+    up to 10 % so that clients told the same instant do not come back together."""
     if retry_after is not None:
-        return min(max(retry_after, 0.0), MAX_RETRY_AFTER)
+        base = min(max(retry_after, 0.0), MAX_RETRY_AFTER)
+        return base + random.uniform(0.0, 0.1 * base)
     return random.uniform(0.0, min(0.25 * 2**attempt, 4.0))
 
 
 def _retry_after(headers: httpx.Headers | None) -> float | None:
+    """Retry-After in seconds (delta-seconds or an HTTP date); None when absent or unreadable, never an
+    exception: a malformed header must not hide the error it came with."""
     value = headers.get("retry-after") if headers is not None else None
     if not value:
         return None
     try:
-        return float(value)
+        seconds = float(value)
     except ValueError:
-        parsed = email.utils.parsedate_to_datetime(value) if value else None
-        return max(parsed.timestamp() - time.time(), 0.0) if parsed else None
+        try:
+            parsed = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        seconds = parsed.timestamp() - time.time()
+    if not math.isfinite(seconds):
+        return None
+    return max(seconds, 0.0)
 
 
 def _json_or_none(body: bytes) -> Any:

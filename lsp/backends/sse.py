@@ -2,7 +2,49 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
+
+# No sane event is this large (a TGI token event is ~200 bytes): beyond it the server is broken, and
+# buffering more would let it take the editor's memory.
+MAX_LINE_BYTES = 1024 * 1024
+
+
+class OversizedEvent(ValueError):
+    """A line of the stream exceeded the size limit."""
+
+
+class TokenSilence(TimeoutError):
+    """No event (token) arrived within the allowed silence, keep-alive comments notwithstanding."""
+
+
+async def sse_lines(chunks: AsyncIterator[bytes], max_line_bytes: int = MAX_LINE_BYTES) -> AsyncIterator[str]:
+    """Split a byte stream into lines (\\n, \\r\\n or \\r as the SSE spec says) without ever holding more than
+    `max_line_bytes` of one line: an endless line raises OversizedEvent instead of filling the memory.
+    Lines are decoded as UTF-8 (invalid bytes become U+FFFD; a character split across chunks is kept)."""
+    buffer = bytearray()
+    async for chunk in chunks:
+        buffer += chunk
+        start = 0
+        cr = lf = -2  # next "\r" / "\n" at or after `start`: -1 none in this buffer, -2 not looked for yet
+        while True:
+            if cr != -1 and cr < start:
+                cr = buffer.find(b"\r", start)
+            if lf != -1 and lf < start:
+                lf = buffer.find(b"\n", start)
+            if cr < 0 and lf < 0:
+                break
+            end = lf if cr < 0 or (0 <= lf < cr) else cr
+            if end == cr and end + 1 == len(buffer):
+                break  # "\r" as the last byte: a "\n" may follow in the next chunk
+            step = 2 if end == cr and buffer[end + 1 : end + 2] == b"\n" else 1
+            yield buffer[start:end].decode("utf-8", "replace")
+            start = end + step
+        del buffer[:start]
+        if len(buffer) > max_line_bytes:
+            raise OversizedEvent(f"a line of more than {max_line_bytes} bytes")
+    if buffer:
+        yield buffer.rstrip(b"\r").decode("utf-8", "replace")
 
 
 async def sse_data(lines: AsyncIterator[str]) -> AsyncIterator[str]:
@@ -25,3 +67,20 @@ async def sse_data(lines: AsyncIterator[str]) -> AsyncIterator[str]:
         buffer.append(value[1:] if value.startswith(" ") else value)
     if buffer:
         yield "\n".join(buffer)
+
+
+async def token_silence(events: AsyncIterator[str], seconds: float) -> AsyncIterator[str]:
+    """Pass events through, raising TokenSilence when none arrives for `seconds`.
+
+    httpx's read timeout is reset by any byte, so a server that sends only keep-alive comments would
+    hold a request forever; this bounds the silence between events (tokens) too.
+    """
+    iterator = aiter(events)
+    while True:
+        try:
+            event = await asyncio.wait_for(anext(iterator), seconds)
+        except StopAsyncIteration:
+            return
+        except asyncio.TimeoutError:
+            raise TokenSilence(f"no event for {seconds:g} s") from None
+        yield event

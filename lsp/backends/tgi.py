@@ -7,8 +7,11 @@ session per call and caps a whole stream at 10 s).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import re
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -17,16 +20,26 @@ from pydantic import ValidationError
 from text_generation.types import Response, StreamResponse
 
 from lsp.backends.base import GenerationRequest, ModelInfo
-from lsp.backends.http import event_error, make_client, status_error, transport_error, with_retries
-from lsp.backends.sse import sse_data
+from lsp.backends.http import (
+    display_url,
+    event_error,
+    finish_cleanly,
+    make_client,
+    status_error,
+    transport_error,
+    with_retries,
+)
+from lsp.backends.sse import OversizedEvent, TokenSilence, sse_data, sse_lines, token_silence
 from lsp.backends.stops import StopCutter
 from lsp.chat_format import STEP, FormatName, render_codellama70b
 from lsp.config import Settings
-from lsp.errors import BackendError, BadResponse
+from lsp.errors import BackendError, BackendTimeout, BackendUnavailable, BadResponse
 
 log = logging.getLogger(__name__)
 
 MAX_STOP_SEQUENCES = 4  # TGI's default --max-stop-sequences
+# A document may hold lone UTF-16 surrogates (a JSON string may spell one); UTF-8 cannot carry them.
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class TGIBackend:
@@ -40,6 +53,16 @@ class TGIBackend:
         self._settings = settings
         self._client = make_client(settings, self.endpoint, transport)
         self._info: ModelInfo | None = None
+        self._responses: set[httpx.Response] = set()  # streams in flight, closed by aclose()
+        self._closing = False
+        self._closers: set[asyncio.Task[None]] = set()
+        log.debug(
+            "TGI backend for %s: token %s, TLS verification %s, proxy %s",
+            display_url(self.endpoint),
+            "set" if settings.token() else "not set",
+            "on" if settings.verify_tls else "off",
+            display_url(settings.proxy) if settings.proxy else "none",
+        )
 
     def body(self, request: GenerationRequest, *, stream: bool) -> dict[str, Any]:
         """The exact JSON sent to TGI (also shown by `codellama-lsp prompt --json`)."""
@@ -56,13 +79,14 @@ class TGIBackend:
                 parameters["top_p"] = request.top_p
         else:
             parameters["do_sample"] = False
-        return {"inputs": render_codellama70b(request.messages), "parameters": parameters, "stream": stream}
+        inputs = _LONE_SURROGATE.sub("\ufffd", render_codellama70b(request.messages))
+        return {"inputs": inputs, "parameters": parameters, "stream": stream}
 
     async def info(self) -> ModelInfo:
         if self._info is None:
             payload = await with_retries(lambda: self._get_json("/info"), self._settings.max_retries, "GET /info")
             if not isinstance(payload, dict):
-                raise BadResponse(f"{self.endpoint}/info did not return a JSON object")
+                raise BadResponse(f"{display_url(self.endpoint)}/info did not return a JSON object")
             limit = payload.get("max_input_tokens", payload.get("max_input_length"))
             self._info = ModelInfo(
                 backend=self.name,
@@ -71,6 +95,13 @@ class TGIBackend:
                 max_total_tokens=t if isinstance(t := payload.get("max_total_tokens"), int) else None,
                 version=str(payload["version"]) if "version" in payload else None,
                 extra={k: payload[k] for k in ("max_stop_sequences", "max_concurrent_requests") if k in payload},
+            )
+            log.debug(
+                "GET /info: model %s, max input tokens %s, max total tokens %s, version %s",
+                self._info.model_id,
+                self._info.max_input_tokens,
+                self._info.max_total_tokens,
+                self._info.version,
             )
         return self._info
 
@@ -100,18 +131,20 @@ class TGIBackend:
         try:
             response = Response.model_validate(_with_defaults(payload))
         except ValidationError as error:
-            raise BadResponse(f"{self.endpoint}/generate answered an unexpected shape: {error}") from error
+            raise BadResponse(f"{display_url(self.endpoint)}/generate answered an unexpected shape: {error}") from error
         cutter = StopCutter(body["parameters"]["stop"])
         return cutter.feed(response.generated_text) + cutter.flush()
 
     async def stream(self, request: GenerationRequest) -> AsyncIterator[str]:
         body = self.body(request, stream=True)
         cutter = StopCutter(body["parameters"]["stop"])
-        response = await with_retries(
-            lambda: self._open_stream(body), self._settings.max_retries, "POST /generate_stream"
-        )
+        what = f"request={request.request_id or '-'} POST /generate_stream"
+        response = await with_retries(lambda: self._open_stream(body, what), self._settings.max_retries, what)
+        self._responses.add(response)
+        silence = self._settings.request_timeout
         try:
-            async for data in sse_data(response.aiter_lines()):
+            events = token_silence(sse_data(sse_lines(response.aiter_bytes())), silence)
+            async for data in events:
                 event = self._parse_event(data)
                 if event is None:
                     continue
@@ -124,30 +157,60 @@ class TGIBackend:
             if tail := cutter.flush():
                 yield tail
         except httpx.HTTPError as error:
+            if self._closing:
+                raise BackendUnavailable("The language server is shutting down.") from error
             raise transport_error(error, self.endpoint) from error
+        except TokenSilence:
+            raise BackendTimeout(
+                f"The model server at {display_url(self.endpoint)} stopped answering: no token for {silence:g} s "
+                "(keep-alives do not count). Set codellama.requestTimeout to wait longer."
+            ) from None
+        except OversizedEvent as error:
+            raise BadResponse(
+                f"The model server at {display_url(self.endpoint)} sent an oversized stream event ({error})."
+            ) from None
         finally:
             # Closing the response closes the connection mid-stream: TGI sees the client go away and
             # stops generating for us.
-            await response.aclose()
+            self._responses.discard(response)
+            await self._close(response)
+
+    async def _close(self, response: httpx.Response) -> None:
+        """Close a response even when this task is cancelled again meanwhile (the user typed on while the
+        first cancellation was being handled): an interrupted close leaves the pool's connection busy for
+        ever, and a pool that runs out of connections stops answering."""
+        closing = asyncio.ensure_future(response.aclose())
+        self._closers.add(closing)  # a strong reference: the loop keeps only weak ones
+        closing.add_done_callback(self._closers.discard)
+        await asyncio.shield(closing)
 
     async def aclose(self) -> None:
+        """Close every stream still open (their readers get an error at once, and TGI sees the client
+        go away), then the pool."""
+        self._closing = True
+        for response in list(self._responses):
+            await response.aclose()
         await self._client.aclose()
 
-    async def _open_stream(self, body: dict[str, Any]) -> httpx.Response:
+    async def _open_stream(self, body: dict[str, Any], what: str) -> httpx.Response:
+        started = time.perf_counter()
         try:
             request = self._client.build_request(
                 "POST", "/generate_stream", json=body, headers={"Accept": "text/event-stream"}
             )
-            response = await self._client.send(request, stream=True)
+            response = await finish_cleanly(self._client.send(request, stream=True))
         except httpx.HTTPError as error:
+            log.debug("%s: %s after %.0f ms", what, type(error).__name__, (time.perf_counter() - started) * 1000)
             raise transport_error(error, self.endpoint) from error
+        # Never the headers: they carry the token.
+        log.debug("%s: HTTP %d after %.0f ms", what, response.status_code, (time.perf_counter() - started) * 1000)
         if response.status_code != 200:
             try:
                 content = await response.aread()
             except httpx.HTTPError:
                 content = b""
             finally:
-                await response.aclose()
+                await self._close(response)
             raise status_error(response.status_code, content, response.headers, self.endpoint)
         return response
 
@@ -185,7 +248,7 @@ class TGIBackend:
         try:
             return response.json()
         except ValueError as error:
-            raise BadResponse(f"{self.endpoint} answered with invalid JSON") from error
+            raise BadResponse(f"{display_url(self.endpoint)} answered with invalid JSON") from error
 
 
 def _with_defaults(payload: Any) -> Any:

@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_MAX_SIZE = 5 * 1024 * 1024  # bytes of UTF-8; larger documents are kept as plain text
 DEFAULT_TREE_BUDGET = 4 * 1024 * 1024  # bytes of source whose trees a store keeps in memory
+EAGER_INDEX_BYTES = 32 * 1024  # an edit whose syntax changes stay within this many bytes updates the index now
 
 Range = tuple[tuple[int, int], tuple[int, int]]  # ((start line, start utf16), (end line, end utf16))
 Change = tuple[str, Range | None]  # (text, range); range None = the whole document
@@ -125,12 +126,12 @@ class Document:
     @property
     def parseable(self) -> bool:
         """Whether the document gets a tree: known language, not too large, no NUL byte."""
-        return (
-            self._language is not None
-            and len(self._text) <= self.max_size
-            and len(self.data) <= self.max_size
-            and "\x00" not in self._text
-        )
+        if self._language is None:
+            return False
+        size = len(self._text)
+        if size > self.max_size or (size * 4 > self.max_size and len(self.data) > self.max_size):
+            return False  # (a str of n characters takes 1 to 4 n bytes)
+        return "\x00" not in self._text
 
     @property
     def tree(self) -> Tree | None:
@@ -187,23 +188,32 @@ class Document:
         parser = parser_for(self._language)
         if old is None:
             self._tree = parser.parse(self.data)
-            self._index = None
+            if self._index_version != self.version:
+                self._index = None
         else:
             tree = parser.parse(self.data, old)
+            self._tree = tree
             if self._index is not None:
                 self._index.invalidate((r.start_byte, r.end_byte) for r in old.changed_ranges(tree))
-            self._tree = tree
+                # keep the index of a document in use up to date now, so that context requests are fast,
+                # unless the syntax changed over a large part of the file (an unclosed bracket or string
+                # often does while typing): then it is done when next needed, once for many keystrokes
+                if self._index.dirty_size <= EAGER_INDEX_BYTES:
+                    self._index.refresh(tree, self.data)
+                    self._index_version = self.version
         if self.on_parse is not None:
             self.on_parse(self)
 
     def drop_tree(self) -> None:
-        """Free the tree (the store's memory bound); it is parsed again when next needed."""
+        """Free the tree (the store's memory bound) with the line index and the UTF-8 copy of the text; they
+        are computed again when next needed. The definitions index is brought up to date and kept."""
         if self._tree is None:
             return
-        if self._index is not None or self._language is not None:
-            self.index  # noqa: B018 - bring the index up to date while the tree is there
+        self.index  # noqa: B018 - bring the index up to date while the tree is there
         self._tree = None
         self._evicted = True
+        self._lines = None
+        self._data = None
 
     # ------------------------------------------------------------------ changes
     def apply_change(self, text: str, range: Range | None, version: int) -> None:
@@ -245,7 +255,7 @@ class Document:
                 self._data = None
                 self._index = None
             self._text = self._text[:start] + text + self._text[end:]
-            self._lines = None
+            self._lines = lines.edited(start, end, text, self._text, self._data)
         self.version = version
         if not reparse:
             return

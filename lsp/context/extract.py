@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import os
 import time
+from bisect import bisect_left
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 from tree_sitter import Node, QueryCursor, Tree
 
 from .documents import Document, uri_to_path
-from .index import CLASS_KINDS, FileIndex, Symbol, outer_start
+from .index import CLASS_KINDS, FileIndex, Symbol, definition_bounds, signature_end
 from .languages import Language
 from .positions import encode, point_after
 
@@ -33,12 +34,13 @@ __all__ = [
 ]
 
 # how far around the cursor to look for names the code refers to (lines before, after)
-REFERENCE_WINDOW = (60, 20)
+REFERENCE_WINDOW = (40, 15)
 # definitions of this file lying entirely this close to the cursor are in plain view: not repeated
 NEAR_WINDOW = (20, 5)
 MAX_DEFINITIONS = 10
 MAX_SNIPPET_LINES = 20
-MAX_OUTLINE = 400
+MAX_OUTLINE = 300
+MAX_AMBIGUITY = 8  # a name defined more often than this in one file tells nothing about what is meant
 MAX_OTHER_DOCUMENTS = 30
 OTHERS_TIME_BUDGET = 0.1  # seconds spent parsing/indexing other documents for one request
 OTHER_FILE_FACTOR = 0.8  # a definition in another file scores this much of one in this file
@@ -125,7 +127,10 @@ def _title(signature: str) -> str:
 
 def _signature(doc: Document, start: int, sig_end: int, end: int) -> str:
     """The header of a definition: up to its body, else its first line."""
-    text = _text(doc, start, sig_end) if sig_end > start else _first_line(_text(doc, start, end))
+    if sig_end > start:
+        text = _text(doc, start, sig_end)
+    else:  # the first line (no need to slice a whole class to find it)
+        text = _first_line(_text(doc, start, min(end, start + 8 * MAX_SIGNATURE)))
     return text.rstrip()[:MAX_SIGNATURE]
 
 
@@ -157,7 +162,7 @@ def _collect_scopes(
         node: Node | None = tree.root_node.descendant_for_byte_range(max(0, byte - 1), byte)
     else:
         node = tree.root_node.descendant_for_byte_range(byte, end_byte)
-    cursor = QueryCursor(language.index_query)
+    cursor = QueryCursor(language.scope_query)
     cursor.set_max_start_depth(0)
     kinds = language.kinds
     found: dict[tuple[int, int, str], _ScopeNode] = {}
@@ -209,7 +214,9 @@ def _scope_nodes(
     found = _collect_scopes(language, tree, byte, end_byte)
     if end_byte is None and data is not None:
         indent = _indentation(data, byte)
-        previous = len(data[:byte].rstrip())
+        previous = byte
+        while previous > 0 and data[previous - 1] in b" \t\r\n\f":
+            previous -= 1
         if indent and previous < byte:
             for key, scope in _collect_scopes(language, tree, previous, None).items():
                 node = scope.node
@@ -231,10 +238,12 @@ def _scope_nodes(
 def _scopes(doc: Document, chain: list[_ScopeNode]) -> list[Scope]:
     scopes: list[Scope] = []
     lines = doc.lines
+    assert doc.language is not None
     for scope in chain:
         node = scope.node
-        sig_end = scope.body.start_byte if scope.body is not None else -1
-        signature = _signature(doc, node.start_byte, sig_end, node.end_byte)
+        sig_end = signature_end(scope.body, doc.language.spec)
+        _, head, _ = definition_bounds(node, doc.language.spec, doc.data)
+        signature = _signature(doc, head, sig_end, node.end_byte)
         start = lines.offset_of_byte(node.start_byte)
         end = lines.offset_of_byte(node.end_byte)
         scopes.append(Scope(scope.kind, scope.name, signature, lines.line_of(start), lines.line_of(end)))
@@ -253,20 +262,21 @@ def _symbol_texts(doc: Document, symbol: Symbol) -> tuple[str, str]:
     line_start = lines.line_start(lines.line_of(start))
     indent = doc.text[line_start:start]
     indent = indent[: len(indent) - len(indent.lstrip())]
-    result = (signature, indent + _collapse(signature))
+    line = _collapse(signature)
+    if symbol.sig_end < 0 and line.endswith("{"):
+        line = line[:-1].rstrip()
+    result = (signature, indent + line)
     symbol.cache = result
     return result
 
 
 def _outline(doc: Document, index: FileIndex, cursor_byte: int, limit: int) -> list[str]:
-    entries: list[Symbol] = []
-    for symbol in index.definitions():
-        if symbol.outline_level and symbol.name:
-            entries.append(symbol)
+    """Signatures of the top-level and class-level definitions (those nearest the cursor if too many)."""
+    entries = index.outline
     if len(entries) > limit:
-        nearest = sorted(entries, key=lambda s: abs(s.start - cursor_byte))[:limit]
-        keep = {id(s) for s in nearest}
-        entries = [s for s in entries if id(s) in keep]
+        middle = bisect_left(entries, cursor_byte, key=lambda s: s.outer)
+        first = max(0, min(middle - limit // 2, len(entries) - limit))
+        entries = entries[first : first + limit]
     return [_symbol_texts(doc, s)[1] for s in entries]
 
 
@@ -324,32 +334,54 @@ def _dedent_tail(doc: Document, symbol: Symbol, text: str) -> str:
     return "\n".join(out)
 
 
-def _document_index(doc: Document, deadline: float | None) -> FileIndex | None:
-    """The index of another document, unless building it would cost a parse after the deadline."""
+def _document_index(doc: Document, deadline: float) -> FileIndex | None:
+    """The index of another document, unless it has to be built (a query, maybe a parse) past the deadline:
+    then it is skipped this time (the indexes built stay, later requests get further)."""
     if doc.language is None:
         return None
-    if deadline is not None and not doc.index_ready and not doc.has_tree and time.perf_counter() > deadline:
+    if not doc.index_ready and time.perf_counter() > deadline:
         return None
     return doc.index
 
 
 def _reference_names(
-    language: Language, tree: Tree, lo: int, hi: int, row: int, skip: set[int]
+    language: Language, tree: Tree, lo: int, hi: int, cursor_byte: int, line_bytes: float, skip: set[int]
 ) -> dict[str, float]:
-    """Names used in bytes [lo, hi), weighted by their closeness to ``row`` (except at ``skip`` bytes:
-    the names of definitions)."""
+    """Names used in bytes [lo, hi), weighted by their closeness to the cursor (``line_bytes``: the average
+    length of a line, to count the distance in lines), except at ``skip`` bytes: names of definitions."""
     cursor = QueryCursor(language.reference_query)
     cursor.set_byte_range(lo, hi)
     scores: dict[str, float] = {}
+    scale = 8.0 * max(1.0, line_bytes)  # a name used 8 lines away weighs half as much as one at the cursor
+    get = scores.get
     for nodes in cursor.captures(tree.root_node).values():
         for node in nodes:
+            start = node.start_byte
+            if start in skip:
+                continue
             raw = node.text
-            if not raw or len(raw) < 2 or node.start_byte in skip:
+            if not raw or len(raw) < 2:
                 continue
             name = raw.decode("utf-8", "replace")
-            distance = abs(node.start_point.row - row)
-            scores[name] = scores.get(name, 0.0) + 1.0 / (1.0 + distance / 8.0)
+            scores[name] = get(name, 0.0) + 1.0 / (1.0 + abs(start - cursor_byte) / scale)
     return scores
+
+
+@dataclass
+class _Candidate:
+    score: float
+    owner: Document
+    index: FileIndex
+    symbol: Symbol
+
+
+def _add(candidates: dict[int, _Candidate], score: float, owner: Document, index: FileIndex,
+         symbol: Symbol) -> None:
+    candidate = candidates.get(id(symbol))
+    if candidate is None:
+        candidates[id(symbol)] = _Candidate(score, owner, index, symbol)
+    else:
+        candidate.score += score
 
 
 def _related(
@@ -358,7 +390,7 @@ def _related(
     tree: Tree,
     window: tuple[int, int],
     near: tuple[int, int],
-    row: int,
+    line_bytes: float,
     inside: tuple[int, int],
     others: Iterable[Document],
     root: str | None,
@@ -368,20 +400,24 @@ def _related(
     """Definitions referred to by the code in ``window`` (bytes), in this and the other documents."""
     assert doc.language is not None
     skip = {s.name_at for s in index.between(window[0], window[1])}
-    names = _reference_names(doc.language, tree, window[0], window[1], row, skip)
+    names = _reference_names(doc.language, tree, window[0], window[1], inside[0], line_bytes, skip)
     if not names:
         return []
-    candidates: list[tuple[float, Document, FileIndex, Symbol]] = []
+    candidates: dict[int, _Candidate] = {}
+
+    def visible(symbol: Symbol) -> bool:
+        """Not what encloses the cursor, nor what is in plain view around it."""
+        return not (symbol.start <= inside[0] and inside[1] <= symbol.end) and not (
+            near[0] <= symbol.outer and symbol.end <= near[1]
+        )
+
     by_name = index.by_name
     for name in names.keys() & by_name.keys():
-        symbols = [
-            s for s in by_name[name]
-            # not what encloses the cursor, nor what is in plain view around it
-            if not (s.start <= inside[0] and inside[1] <= s.end)
-            and not (near[0] <= s.outer and s.end <= near[1])
-        ]
+        if len(by_name[name]) > MAX_AMBIGUITY:
+            continue
+        symbols = [s for s in by_name[name] if visible(s)]
         for symbol in symbols[:3]:
-            candidates.append((names[name] / len(symbols), doc, index, symbol))
+            _add(candidates, names[name] / len(symbols), doc, index, symbol)
     deadline = time.perf_counter() + OTHERS_TIME_BUDGET
     seen = 0
     language_name = doc.language.name
@@ -397,22 +433,34 @@ def _related(
         factor = OTHER_FILE_FACTOR if other.language and other.language.name == language_name else 0.5
         other_names = other_index.by_name
         for name in names.keys() & other_names.keys():
+            if len(other_names[name]) > MAX_AMBIGUITY:
+                continue
             symbols = [s for s in other_names[name] if s.outline_level]
             for symbol in symbols[:3]:
-                candidates.append((names[name] * factor / len(symbols), other, other_index, symbol))
-    candidates.sort(key=lambda c: (-c[0], c[1] is not doc, c[3].start))
+                _add(candidates, names[name] * factor / len(symbols), other, other_index, symbol)
+    # members are shown through their class: always fields and the like, methods when the class is wanted too
+    for key, candidate in list(candidates.items()):
+        symbol = candidate.symbol
+        parent = symbol.parent
+        if parent is None or parent.kind not in CLASS_KINDS or key not in candidates:
+            continue
+        if candidate.owner is doc and not visible(parent):
+            continue
+        if symbol.scope and id(parent) not in candidates:
+            continue
+        del candidates[key]
+        _add(candidates, candidate.score, candidate.owner, candidate.index, parent)
+    ranked = sorted(candidates.values(), key=lambda c: (-c.score, c.owner is not doc, c.symbol.start))
     snippets: list[Snippet] = []
     used: set[tuple[str, int]] = set()
-    for score, owner, owner_index, symbol in candidates:
+    for candidate in ranked:
         if len(snippets) >= max_definitions:
             break
-        key = (owner.uri, symbol.start)
-        if key in used:
+        score, owner, owner_index, symbol = candidate.score, candidate.owner, candidate.index, candidate.symbol
+        shown = (owner.uri, symbol.start)
+        if shown in used:
             continue
-        # a member whose class is already shown is not repeated
-        if symbol.parent is not None and (owner.uri, symbol.parent.start) in used:
-            continue
-        used.add(key)
+        used.add(shown)
         signature = _symbol_texts(owner, symbol)[0]
         title = _title(signature)
         path: str | None = None
@@ -451,10 +499,12 @@ def _single_line(doc: Document, offset: int, tree: Tree | None) -> bool:
         node: Node | None = tree.root_node.descendant_for_byte_range(max(0, byte - 1), byte)
         spec = doc.language.spec
         while node is not None and node.parent is not None:
+            comment = node.type in spec.comments
             if node.start_byte < byte < node.end_byte or (
-                node.type in spec.comments and node.start_byte < byte <= node.end_byte
+                # at the end of a line comment (not after a closed block comment)
+                comment and byte == node.end_byte and not (node.text or b"").endswith((b"*/", b"]]"))
             ):
-                if node.type in spec.comments:
+                if comment:
                     return True
                 if node.type in spec.strings:
                     raw = node.text or b""
@@ -543,8 +593,10 @@ def _context(
         lines.byte_at(lines.line_start(first_line - NEAR_WINDOW[0])),
         lines.byte_at(lines.line_end(last_line + NEAR_WINDOW[1])),
     )
-    row = lines.point_at(start)[0]
-    definitions = _related(doc, index, tree, window, near, row, (start_byte, end_byte), others, root,
+    first_window_line = max(0, first_line - REFERENCE_WINDOW[0])
+    window_lines = min(lines.line_count - 1, last_line + REFERENCE_WINDOW[1]) - first_window_line + 1
+    line_bytes = (window[1] - window[0]) / max(1, window_lines)
+    definitions = _related(doc, index, tree, window, near, line_bytes, (start_byte, end_byte), others, root,
                            max_definitions, max_snippet_lines)
     return CodeContext(
         language=language.display_name,
@@ -571,7 +623,7 @@ def _trim(text: str, start: int, end: int) -> tuple[int, int]:
 def _definition_range(doc: Document, node: Node) -> tuple[int, int]:
     """Str range of a definition node with its decorators, ``export``, doc comments and attributes."""
     assert doc.language is not None
-    outer, start = outer_start(node, doc.language.spec, doc.data)
+    outer, _, start = definition_bounds(node, doc.language.spec, doc.data)
     lines = doc.lines
     return lines.offset_of_byte(start), lines.offset_of_byte(max(outer.end_byte, node.end_byte))
 
@@ -610,23 +662,16 @@ def target_range(doc: Document, start: int, end: int) -> tuple[int, int]:
     node = tree.root_node.descendant_for_byte_range(sb, eb)
     if node is None:
         return start, end
-    if node.start_byte == sb and node.end_byte == eb:
+    if node.start_byte == sb and node.end_byte == eb and node.is_named:
         return start, end
-    # the smallest node strictly covering the selection: take its children that overlap it
-    while node.child_count == 0 and node.parent is not None:
+    # inside a token, or only part of an anonymous one: the nearest named node, whole
+    while (node.child_count == 0 or not node.is_named) and node.parent is not None:
         node = node.parent
-    first: Node | None = None
-    last: Node | None = None
-    for child in node.children:
-        if child.end_byte <= sb or child.start_byte >= eb:
-            continue
-        if first is None:
-            first = child
-        last = child
-    if first is None or last is None:
-        first = last = node
-    lo, hi = first.start_byte, last.end_byte
-    # whole nodes at least as large as the selection
+    lo, hi = node.start_byte, node.end_byte
+    overlapping = [c for c in node.children if c.end_byte > sb and c.start_byte < eb]
+    if overlapping and all(c.is_named for c in overlapping):
+        # a run of sibling statements or definitions: just those (a container is not replaced whole)
+        lo, hi = overlapping[0].start_byte, overlapping[-1].end_byte
     lo, hi = min(lo, sb), max(hi, eb)
     return lines.offset_of_byte(lo), lines.offset_of_byte(hi)
 
@@ -705,7 +750,8 @@ def block_end(doc: Document, offset: int, inserted: str) -> int | None:
     chain = _scope_nodes(language, tree, sb, None, data)
     target: Node | None = chain[-1].node if chain else None
     if target is None:
-        # outside any definition: the statement containing the cursor, else the first one after it
+        # outside any definition: the top-level statement containing the cursor, else the first one after
+        # it, if it is a block (a definition or a statement over several lines)
         for child in tree.root_node.children:
             if child.end_byte <= sb and not (child.end_byte == sb and _is_open(child, None)):
                 continue
@@ -713,9 +759,11 @@ def block_end(doc: Document, offset: int, inserted: str) -> int | None:
                 continue
             target = child
             break
-        if target is None:
+        if target is None or target.start_byte >= eb:
             return None
-        if target.start_byte >= eb:
+        if target.end_point.row == target.start_point.row and not _collect_scopes(
+            language, tree, target.start_byte + 1, target.end_byte - 1
+        ):
             return None
     end = target.end_byte
     if end <= sb or end > eb:

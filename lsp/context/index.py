@@ -8,14 +8,15 @@ Positions are UTF-8 byte offsets, like tree-sitter's.
 
 from __future__ import annotations
 
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right, insort
 from collections.abc import Iterable, Iterator
+from contextlib import suppress
 
 from tree_sitter import Node, QueryCursor, Tree
 
 from .languages import Language, LanguageSpec
 
-__all__ = ["CLASS_KINDS", "FileIndex", "Symbol", "outer_start"]
+__all__ = ["CLASS_KINDS", "NAMESPACE_KINDS", "FileIndex", "Symbol", "definition_bounds", "signature_end"]
 
 # kinds whose function members are reported as methods
 CLASS_KINDS = frozenset(
@@ -27,11 +28,15 @@ _PRIORITY = {"scope": 3, "import": 2, "definition": 1}
 
 
 class Symbol:
-    """A definition (or import) found in a document. Byte offsets; mutable only by :class:`FileIndex`."""
+    """A definition (or import) found in a document. Byte offsets; mutable only by :class:`FileIndex`.
+
+    Only ``outer`` and ``end`` are stored as absolute offsets (the others relative to ``outer``), so that
+    moving a symbol after an edit is cheap.
+    """
 
     __slots__ = (
-        "base", "cache", "container", "depth", "end", "kind", "name", "name_at", "outer", "parent", "scope",
-        "sig_end", "start",
+        "_name", "_sig", "_start", "base", "cache", "container", "depth", "end", "kind", "name", "outer",
+        "parent", "scope",
     )
 
     def __init__(self, kind: str, name: str, start: int, end: int, outer: int, sig_end: int,
@@ -39,29 +44,35 @@ class Symbol:
         self.kind = kind  # "function", "method", "class", "variable", ..., "import"
         self.base = kind  # the kind as captured (a method may be captured as a function)
         self.name = name
-        self.start = start  # the definition node
-        self.end = end
         self.outer = outer  # start including decorators, export keyword, attached doc comments
-        self.sig_end = sig_end  # where the body starts (the signature ends), -1 if there is no body
+        self.end = end  # the end of the definition node
+        self._start = start - outer
+        self._sig = sig_end - outer if sig_end >= 0 else -1
+        self._name = name_at - outer if name_at >= 0 else -1
         self.scope = scope  # True for @scope.* captures
-        self.name_at = name_at  # where the name is, -1 if none
         self.depth = 0  # number of enclosing scope symbols, namespaces and modules not counted
         self.parent: Symbol | None = None  # innermost enclosing scope symbol
         self.container: Symbol | None = None  # innermost enclosing scope symbol that is not a namespace
         self.cache: tuple[str, str] | None = None  # texts computed by the extractor (positions are stable)
 
-    def shift(self, delta: int) -> None:
-        self.start += delta
-        self.end += delta
-        self.outer += delta
-        if self.sig_end >= 0:
-            self.sig_end += delta
-        if self.name_at >= 0:
-            self.name_at += delta
+    @property
+    def start(self) -> int:
+        """Where the signature starts (the definition node, or ``export`` etc. before it)."""
+        return self.outer + self._start
+
+    @property
+    def sig_end(self) -> int:
+        """Where the body starts (the signature ends), -1 if there is no body."""
+        return self.outer + self._sig if self._sig >= 0 else -1
+
+    @property
+    def name_at(self) -> int:
+        """Where the name is, -1 if none."""
+        return self.outer + self._name if self._name >= 0 else -1
 
     @property
     def key(self) -> tuple[int, int, str, str]:
-        return (self.start, self.end, self.base, self.name)
+        return (self.outer + self._start, self.end, self.base, self.name)
 
     @property
     def outline_level(self) -> bool:
@@ -76,12 +87,23 @@ class Symbol:
         return f"Symbol({self.kind} {self.name!r} {self.start}-{self.end} depth={self.depth})"
 
 
-def outer_start(node: Node, spec: LanguageSpec, data: bytes) -> tuple[Node, int]:
-    """The outermost node of a definition (through wrappers like decorators or ``export``) and the byte
-    where the definition starts once the doc comments and attributes right above it are included."""
+def definition_bounds(node: Node, spec: LanguageSpec, data: bytes) -> tuple[Node, int, int]:
+    """Where a definition begins: ``(outermost node, signature start, start)``.
+
+    The outermost node goes through wrappers (decorators) and prefixes (``export``, ``template<...>``); the
+    signature starts at the outermost prefix; the start also takes the doc comments and attributes right
+    above the definition.
+    """
     outer = node
+    head = node.start_byte
     parent = outer.parent
-    while parent is not None and parent.type in spec.wrappers:
+    while parent is not None:
+        if parent.type in spec.prefixes:
+            if sum(1 for child in parent.named_children if child.type == outer.type) != 1:
+                break  # a group: `const ( A = 1; B = 2 )`
+            head = parent.start_byte
+        elif parent.type not in spec.wrappers:
+            break
         outer = parent
         parent = outer.parent
     start = outer.start_byte
@@ -96,7 +118,19 @@ def outer_start(node: Node, spec: LanguageSpec, data: bytes) -> tuple[Node, int]
         start = sibling.start_byte
         current_row = sibling.start_point.row
         sibling = sibling.prev_sibling
-    return outer, start
+    return outer, head, start
+
+
+def signature_end(body: Node | None, spec: LanguageSpec) -> int:
+    """Where a signature ends: at the body, or at the comments right before it. -1 without a body."""
+    if body is None:
+        return -1
+    end = body.start_byte
+    sibling = body.prev_sibling
+    while sibling is not None and sibling.type in spec.comments:
+        end = sibling.start_byte
+        sibling = sibling.prev_sibling
+    return end
 
 
 def _symbols(language: Language, tree: Tree, data: bytes, byte_range: tuple[int, int] | None) -> list[Symbol]:
@@ -121,7 +155,9 @@ def _symbols(language: Language, tree: Tree, data: bytes, byte_range: tuple[int,
                 main = nodes[0]
                 kind = "import"
                 priority = _PRIORITY["import"]
-        if main is None:
+        if main is None or (byte_range is not None and (
+            main.end_byte < byte_range[0] or main.start_byte > byte_range[1]
+        )):
             continue
         names = captures.get("name")
         name = ""
@@ -131,9 +167,11 @@ def _symbols(language: Language, tree: Tree, data: bytes, byte_range: tuple[int,
             name = text.decode("utf-8", "replace") if text else ""
             name_at = names[0].start_byte
         bodies = captures.get("body")
-        sig_end = bodies[0].start_byte if bodies else -1
-        _, start = outer_start(main, spec, data) if kind != "import" else (main, main.start_byte)
-        symbol = Symbol(kind, name, main.start_byte, main.end_byte, start, sig_end, scope, name_at)
+        sig_end = signature_end(bodies[0] if bodies else None, spec)
+        _, head, start = definition_bounds(main, spec, data)
+        if kind == "import":
+            start = head  # no doc comments
+        symbol = Symbol(kind, name, head, main.end_byte, start, sig_end, scope, name_at)
         # one node captured by several patterns: keep the most specific capture(s)
         key = (main.start_byte, main.end_byte)
         current = best.get(key)
@@ -149,42 +187,63 @@ def _intersects(symbol: Symbol, lo: int, hi: int) -> bool:
     return symbol.outer <= hi and symbol.end >= lo
 
 
+def _merge(ranges: Iterable[tuple[int, int]]) -> list[list[int]]:
+    merged: list[list[int]] = []
+    for lo, hi in sorted(ranges):
+        if merged and lo <= merged[-1][1] + 1:
+            merged[-1][1] = max(merged[-1][1], hi)
+        else:
+            merged.append([lo, hi])
+    return merged
+
+
+def _discard(items: list[Symbol], symbol: Symbol) -> None:
+    with suppress(ValueError):
+        items.remove(symbol)  # identity: symbols have no __eq__
+
+
+def _outer(symbol: Symbol) -> int:
+    return symbol.outer
+
+
+def _order(symbol: Symbol) -> tuple[int, int]:
+    return (symbol.outer, -symbol.end)
+
+
 class FileIndex:
-    """Definitions and imports of one document, sorted by start."""
+    """Definitions and imports of one document, sorted by where they start (``outer``).
+
+    Derived tables (nesting, names, outline, imports) are recomputed after each change in one pass.
+    """
 
     def __init__(self, language: Language, tree: Tree, data: bytes) -> None:
         self.language = language
         self.symbols: list[Symbol] = []
         self._dirty: list[tuple[int, int]] = []
-        self._by_name: dict[str, list[Symbol]] | None = None
-        self._finalized = False
+        self._by_name: dict[str, list[Symbol]] = {}
+        self._outline: list[Symbol] = []
+        self._imports: list[Symbol] = []
+        self._removed: list[Symbol] = []  # dropped by edits, to take out of the tables at the next refresh
         self._set(_symbols(language, tree, data, None))
 
     # ------------------------------------------------------------------ maintenance
     def _set(self, symbols: list[Symbol]) -> None:
-        symbols.sort(key=lambda s: (s.start, -s.end))
+        symbols.sort(key=_order)
         self.symbols = symbols
-        self._by_name = None
-        self._finalized = False
+        self._finalize()
 
     @property
     def stale(self) -> bool:
         return bool(self._dirty)
 
+    @property
+    def dirty_size(self) -> int:
+        """Bytes to query again at the next refresh."""
+        return sum(hi - lo for lo, hi in _merge(self._dirty))
+
     def apply_edit(self, start: int, old_end: int, new_end: int) -> None:
         """Record an edit (bytes ``[start, old_end)`` replaced, the new text ends at ``new_end``)."""
         delta = new_end - old_end
-        kept: list[Symbol] = []
-        for symbol in self.symbols:
-            if symbol.end < start:
-                kept.append(symbol)
-            elif symbol.outer > old_end:
-                symbol.shift(delta)
-                kept.append(symbol)
-        if len(kept) != len(self.symbols):
-            self.symbols = kept
-            self._by_name = None
-            self._finalized = False
         dirty: list[tuple[int, int]] = []
         for lo, hi in self._dirty:
             if hi < start:
@@ -194,92 +253,223 @@ class FileIndex:
             else:
                 dirty.append((min(lo, start), max(hi + delta, new_end)))
         dirty.append((start, new_end))
+        symbols = self.symbols
+        tail = bisect_right(symbols, old_end, key=_outer)  # the symbols after the edit: moved
+        if delta:
+            for symbol in symbols[tail:]:
+                symbol.outer += delta
+                symbol.end += delta
+        # before them, those reaching the edit are dropped: found again by refresh if they still exist
+        touched = [i for i in range(tail) if symbols[i].end >= start]
+        for i in reversed(touched):
+            symbol = symbols.pop(i)
+            self._removed.append(symbol)
+            dirty.append((min(symbol.outer, start), symbol.end + delta if symbol.end >= old_end else new_end))
         self._dirty = dirty
 
     def invalidate(self, ranges: Iterable[tuple[int, int]]) -> None:
         """Mark byte ranges (in current coordinates) whose syntax changed."""
-        for lo, hi in ranges:
-            before = len(self.symbols)
-            self.symbols = [s for s in self.symbols if not _intersects(s, lo, hi)]
-            if len(self.symbols) != before:
-                self._by_name = None
-                self._finalized = False
-            self._dirty.append((lo, hi))
+        self._dirty.extend(ranges)
+        if len(self._dirty) > 8:
+            self._dirty = [(lo, hi) for lo, hi in _merge(self._dirty)]
 
     def refresh(self, tree: Tree, data: bytes) -> None:
         """Query the dirty regions again on the current tree."""
         if not self._dirty:
             return
-        regions = sorted(self._dirty)
+        regions = _merge(self._dirty)
         self._dirty = []
-        merged: list[list[int]] = []
-        for lo, hi in regions:
-            if merged and lo <= merged[-1][1] + 1:
-                merged[-1][1] = max(merged[-1][1], hi)
-            else:
-                merged.append([lo, hi])
-        # symbols still present inside a dirty region are found again below: drop them first
-        symbols = [s for s in self.symbols if not any(_intersects(s, lo, hi) for lo, hi in merged)]
-        known = {s.key for s in symbols}
+        symbols = self.symbols
+        removed = self._removed
+        self._removed = []
+        while True:  # drop the symbols touching a region, grow the region to cover them, until stable
+            grown = False
+            for region in regions:
+                lo, hi = region
+                last = bisect_right(symbols, hi, key=_outer)
+                touched = [i for i in range(last) if symbols[i].end >= lo]
+                for i in reversed(touched):
+                    symbol = symbols.pop(i)
+                    removed.append(symbol)
+                    if symbol.outer < region[0] or symbol.end > region[1]:
+                        region[0] = min(region[0], symbol.outer)
+                        region[1] = max(region[1], symbol.end)
+                        grown = True
+            if not grown:
+                break
+            regions = _merge([(lo, hi) for lo, hi in regions])
+        # nothing left touches a region: what the query finds there is new (but may be found twice)
+        known: set[tuple[int, int, str, str]] = set()
         size = len(data)
-        for lo, hi in merged:
+        found: list[Symbol] = []
+        for lo, hi in regions:
+            # matches overlapping the range come whole, and a pattern rooted at the file's root node (module
+            # constants) overlaps any range: keep only what touches the region, like what was dropped
             for symbol in _symbols(self.language, tree, data, (max(0, lo - 1), min(size, hi + 1))):
-                if symbol.key not in known:
+                if _intersects(symbol, lo, hi) and symbol.key not in known:
                     known.add(symbol.key)
-                    symbols.append(symbol)
-        self._set(symbols)
+                    found.append(symbol)
+        found.sort(key=_order)
+        for symbol in found:
+            symbols.insert(bisect_right(symbols, _order(symbol), key=_order), symbol)
+        # the doc comments of the definition right after a region may have changed: check where it starts
+        spec = self.language.spec
+        reordered = False
+        for _, hi in regions:
+            index = bisect_right(symbols, hi, key=_outer)
+            if index < len(symbols):
+                reordered |= self._reattach(symbols, index, tree, data, spec)
+        if reordered or len(removed) + len(found) > len(symbols) // 4:
+            self._finalize()
+        else:
+            self._update(removed, found)
 
-    # ------------------------------------------------------------------ queries
+    @staticmethod
+    def _reattach(symbols: list[Symbol], index: int, tree: Tree, data: bytes, spec: LanguageSpec) -> bool:
+        """Recompute where a symbol starts (its doc comments); True if the symbols had to be sorted again."""
+        symbol = symbols[index]
+        start = symbol.start
+        node = tree.root_node.descendant_for_byte_range(start, symbol.end)
+        if node is None or node.end_byte != symbol.end:
+            return False
+        _, _, outer = definition_bounds(node, spec, data)
+        if outer != symbol.outer and symbol.base != "import":
+            shift = symbol.outer - outer
+            symbol.outer = outer
+            symbol._start += shift
+            if symbol._sig >= 0:
+                symbol._sig += shift
+            if symbol._name >= 0:
+                symbol._name += shift
+            symbols.sort(key=_order)
+            return True
+        return False
+
+    def _update(self, removed: list[Symbol], added: list[Symbol]) -> None:
+        """Update the derived tables for removed and added symbols (see :meth:`_finalize`).
+
+        Sound because a removed scope takes all its members with it (they touch the region grown to cover
+        it), so the symbols kept never have a removed parent.
+        """
+        by_name = self._by_name
+        for symbol in removed:
+            if symbol.base == "import":
+                _discard(self._imports, symbol)
+                continue
+            if symbol.name:
+                entries = by_name.get(symbol.name)
+                if entries is not None:
+                    _discard(entries, symbol)
+                    if not entries:
+                        del by_name[symbol.name]
+            _discard(self._outline, symbol)
+        symbols = self.symbols
+        for symbol in added:  # in order: parents come before their members
+            index = bisect_left(symbols, _order(symbol), key=_order)
+            while symbols[index] is not symbol:
+                index += 1
+            parent = symbols[index - 1] if index else None
+            while parent is not None and not (
+                parent.scope and parent.end >= symbol.end and parent.end > symbol.outer
+            ):
+                parent = parent.parent
+            container = parent
+            while container is not None and container.base in NAMESPACE_KINDS:
+                container = container.parent
+            symbol.parent = parent
+            symbol.container = container
+            depth = symbol.depth = container.depth + 1 if container is not None else 0
+            base = symbol.base
+            if base == "import":
+                insort(self._imports, symbol, key=_order)
+                continue
+            method = base == "function" and parent is not None and parent.kind in CLASS_KINDS
+            symbol.kind = "method" if method else base
+            if not symbol.name:
+                continue
+            by_name.setdefault(symbol.name, []).append(symbol)
+            if depth == 0 or (
+                depth == 1 and parent is container and container is not None and container.kind in CLASS_KINDS
+            ):
+                insort(self._outline, symbol, key=_order)
+
     def _finalize(self) -> None:
-        """Compute nesting (depth, parent) and turn functions inside classes into methods."""
-        if self._finalized:
-            return
+        """Nesting (depth, parent, methods inside classes), the names table, the outline and the imports."""
         stack: list[Symbol] = []
         containers: list[Symbol] = []  # the stack without namespaces
+        by_name: dict[str, list[Symbol]] = {}
+        outline: list[Symbol] = []
+        imports: list[Symbol] = []
         for symbol in self.symbols:
-            while stack and (stack[-1].end < symbol.end or stack[-1].end <= symbol.start):
-                if containers and containers[-1] is stack.pop():
+            while stack and (stack[-1].end < symbol.end or stack[-1].end <= symbol.outer):
+                popped = stack.pop()
+                if containers and containers[-1] is popped:
                     containers.pop()
             parent = stack[-1] if stack else None
+            container = containers[-1] if containers else None
             symbol.parent = parent
-            symbol.container = containers[-1] if containers else None
-            symbol.depth = len(containers)
-            method = symbol.base == "function" and parent is not None and parent.kind in CLASS_KINDS
-            symbol.kind = "method" if method else symbol.base
+            symbol.container = container
+            depth = symbol.depth = len(containers)
+            base = symbol.base
+            if base == "import":
+                imports.append(symbol)
+                continue
+            if base == "function" and parent is not None and parent.kind in CLASS_KINDS:
+                symbol.kind = "method"
+            else:
+                symbol.kind = base
             if symbol.scope:
                 stack.append(symbol)
-                if symbol.kind not in NAMESPACE_KINDS:
+                if base not in NAMESPACE_KINDS:
                     containers.append(symbol)
-        self._finalized = True
+            name = symbol.name
+            if not name:
+                continue
+            entries = by_name.get(name)
+            if entries is None:
+                by_name[name] = [symbol]
+            else:
+                entries.append(symbol)
+            if depth == 0 or (
+                depth == 1 and parent is container and container is not None and container.kind in CLASS_KINDS
+            ):
+                outline.append(symbol)
+        self._by_name = by_name
+        self._outline = outline
+        self._imports = imports
 
+    # ------------------------------------------------------------------ queries
     def definitions(self) -> Iterator[Symbol]:
         """All definitions (not imports), in order."""
-        self._finalize()
-        return (s for s in self.symbols if s.kind != "import")
+        return (s for s in self.symbols if s.base != "import")
 
     def imports(self) -> list[Symbol]:
-        return [s for s in self.symbols if s.kind == "import"]
+        return self._imports
+
+    @property
+    def outline(self) -> list[Symbol]:
+        """Named top-level and class-level definitions, in order."""
+        return self._outline
 
     @property
     def by_name(self) -> dict[str, list[Symbol]]:
-        if self._by_name is None:
-            self._finalize()
-            table: dict[str, list[Symbol]] = {}
-            for symbol in self.symbols:
-                if symbol.name and symbol.kind != "import":
-                    table.setdefault(symbol.name, []).append(symbol)
-            self._by_name = table
         return self._by_name
 
     def between(self, lo: int, hi: int) -> list[Symbol]:
-        """Symbols starting in bytes ``[lo, hi)``."""
+        """Symbols starting (``outer``) in bytes ``[lo, hi)``."""
         symbols = self.symbols
-        first = bisect_left(symbols, lo, key=lambda s: s.start)
-        last = bisect_left(symbols, hi, lo=first, key=lambda s: s.start)
+        first = bisect_left(symbols, lo, key=_outer)
+        last = bisect_left(symbols, hi, lo=first, key=_outer)
         return symbols[first:last]
 
     def children(self, parent: Symbol) -> list[Symbol]:
         """Definitions directly inside ``parent``."""
-        self._finalize()
-        index = bisect_left(self.symbols, parent.start, key=lambda s: s.start)
-        return [s for s in self.symbols[index:] if s.start < parent.end and s.parent is parent]
+        symbols = self.symbols
+        index = bisect_right(symbols, parent.outer, key=_outer)
+        result: list[Symbol] = []
+        for symbol in symbols[index:]:
+            if symbol.outer >= parent.end:
+                break
+            if symbol.parent is parent:
+                result.append(symbol)
+        return result

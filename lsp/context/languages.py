@@ -49,8 +49,11 @@ class LanguageSpec:
     extensions: tuple[str, ...]  # file name suffixes, lower case, with the dot
     filenames: tuple[str, ...] = ()  # exact file names (e.g. "Rakefile")
     query: str = ""  # query file name without .scm; defaults to `name`
-    # parents that wrap a definition and belong to it (decorators, export, template<...>)
+    # parents that wrap a definition and belong to it, not to its signature (decorators)
     wrappers: frozenset[str] = frozenset()
+    # parents that wrap a definition and begin its signature (export, template<...>, Go's `type`), when
+    # they hold only that definition
+    prefixes: frozenset[str] = frozenset()
     # preceding siblings that belong to the definition that follows them (doc comments, attributes)
     attached: frozenset[str] = _COMMENTS
     # node types that are comments, and that are strings (for single-line heuristics)
@@ -78,7 +81,7 @@ LANGUAGES: tuple[LanguageSpec, ...] = (
         function="language",
         language_ids=("javascript", "javascriptreact", "js", "jsx"),
         extensions=(".js", ".jsx", ".mjs", ".cjs"),
-        wrappers=frozenset({"export_statement"}),
+        prefixes=frozenset({"export_statement"}),
         attached=frozenset({"comment", "decorator"}),
         strings=frozenset({"string", "template_string"}),
     ),
@@ -89,7 +92,7 @@ LANGUAGES: tuple[LanguageSpec, ...] = (
         function="language_typescript",
         language_ids=("typescript", "ts"),
         extensions=(".ts", ".mts", ".cts"),
-        wrappers=frozenset({"export_statement", "ambient_declaration"}),
+        prefixes=frozenset({"export_statement", "ambient_declaration"}),
         attached=frozenset({"comment", "decorator"}),
         strings=frozenset({"string", "template_string"}),
     ),
@@ -101,7 +104,7 @@ LANGUAGES: tuple[LanguageSpec, ...] = (
         language_ids=("typescriptreact", "tsx"),
         extensions=(".tsx",),
         query="typescript",
-        wrappers=frozenset({"export_statement", "ambient_declaration"}),
+        prefixes=frozenset({"export_statement", "ambient_declaration"}),
         attached=frozenset({"comment", "decorator"}),
         strings=frozenset({"string", "template_string"}),
     ),
@@ -112,6 +115,7 @@ LANGUAGES: tuple[LanguageSpec, ...] = (
         function="language",
         language_ids=("go",),
         extensions=(".go",),
+        prefixes=frozenset({"type_declaration", "const_declaration", "var_declaration"}),
         strings=frozenset({"interpreted_string_literal", "raw_string_literal"}),
     ),
     LanguageSpec(
@@ -149,7 +153,7 @@ LANGUAGES: tuple[LanguageSpec, ...] = (
         function="language",
         language_ids=("cpp", "c++", "cuda-cpp"),
         extensions=(".cpp", ".cc", ".cxx", ".c++", ".hpp", ".hh", ".hxx", ".h++", ".ipp", ".tpp", ".cu"),
-        wrappers=frozenset({"template_declaration"}),
+        prefixes=frozenset({"template_declaration"}),
         strings=frozenset({"string_literal", "raw_string_literal", "char_literal"}),
     ),
     LanguageSpec(
@@ -159,6 +163,7 @@ LANGUAGES: tuple[LanguageSpec, ...] = (
         function="language",
         language_ids=("lua",),
         extensions=(".lua",),
+        prefixes=frozenset({"variable_declaration"}),
         strings=frozenset({"string"}),
         line_comment="--",
     ),
@@ -196,6 +201,7 @@ class Language:
     query: Query  # every pattern of the query file
     index_query: Query  # scopes, definitions and imports (the @reference patterns disabled)
     reference_query: Query  # only the @reference patterns
+    scope_query: Query  # only the @scope.* patterns
     query_source: str = field(repr=False)
     kinds: dict[str, str] = field(default_factory=dict)  # "scope.function" -> "function", ...
 
@@ -241,10 +247,11 @@ def read_query(name: str, _seen: frozenset[str] = frozenset()) -> str:
     return "\n".join(parts)
 
 
-def _compile(ts_language: TSLanguage, source: str) -> tuple[Query, Query, Query, dict[str, str]]:
+def _compile(ts_language: TSLanguage, source: str) -> tuple[Query, Query, Query, Query, dict[str, str]]:
     query = Query(ts_language, source)
     index_query = Query(ts_language, source)
     reference_query = Query(ts_language, source)
+    scope_query = Query(ts_language, source)
     raw = source.encode("utf-8")
     for index in range(query.pattern_count):
         pattern = raw[query.start_byte_for_pattern(index) : query.end_byte_for_pattern(index)]
@@ -252,12 +259,14 @@ def _compile(ts_language: TSLanguage, source: str) -> tuple[Query, Query, Query,
             index_query.disable_pattern(index)
         else:
             reference_query.disable_pattern(index)
+        if b"@scope." not in pattern:
+            scope_query.disable_pattern(index)
     kinds: dict[str, str] = {}
     for index in range(query.capture_count):
         capture = query.capture_name(index)
         if capture.startswith(("scope.", "definition.")):
             kinds[capture] = capture.split(".", 1)[1]
-    return query, index_query, reference_query, kinds
+    return query, index_query, reference_query, scope_query, kinds
 
 
 def _load(spec: LanguageSpec) -> Language | None:
@@ -270,12 +279,12 @@ def _load(spec: LanguageSpec) -> Language | None:
         return None
     try:
         source = read_query(spec.query or spec.name)
-        query, index_query, reference_query, kinds = _compile(ts_language, source)
+        query, index_query, reference_query, scope_query, kinds = _compile(ts_language, source)
     except (OSError, QueryError) as exc:
         log.error("query file for %s is missing or does not compile: %s", spec.name, exc)
         return None
     return Language(spec=spec, ts_language=ts_language, query=query, index_query=index_query,
-                    reference_query=reference_query, query_source=source, kinds=kinds)
+                    reference_query=reference_query, scope_query=scope_query, query_source=source, kinds=kinds)
 
 
 def language_by_name(name: str) -> Language | None:

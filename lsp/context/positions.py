@@ -70,6 +70,49 @@ class LineIndex:
         self._data = data  # the UTF-8 encoding of text, computed on demand for non-ASCII texts
         self._byte_starts: list[int] | None = self._starts if self._ascii else None
 
+    def edited(self, start: int, end: int, inserted: str, text: str, data: bytes | None = None) -> LineIndex:
+        """The index of ``text``, which is this index's text with ``[start, end)`` replaced by ``inserted``.
+
+        Only the lines of the edit are scanned (the others are moved), unless carriage returns are involved.
+        ``data`` is the UTF-8 encoding of ``text`` if the caller has it.
+        """
+        old = self.text
+        if "\r" in inserted or "\r" in old[max(0, start - 1) : end + 1] or self._nl is not self._starts:
+            return LineIndex(text, data=data)
+        starts = self._starts
+        first = bisect_right(starts, start)  # lines starting up to the edit are kept
+        tail = bisect_right(starts, end)  # lines starting after it are moved
+        delta = len(inserted) - (end - start)
+        lines = starts[:first]
+        position = inserted.find("\n")
+        while position >= 0:
+            lines.append(start + position + 1)
+            position = inserted.find("\n", position + 1)
+        lines.extend([line + delta for line in starts[tail:]] if delta else starts[tail:])
+        index = LineIndex.__new__(LineIndex)
+        index.text = text
+        index._ascii = inserted.isascii() if self._ascii else text.isascii()
+        index._starts = lines
+        index._nl = lines
+        index._data = data
+        if index._ascii:
+            index._byte_starts = lines
+        elif self._byte_starts is not None and (self._ascii or self._data is not None):
+            byte_start, byte_end = self.byte_at(start), self.byte_at(end)
+            raw = inserted.encode("utf-8", _ENCODING_ERRORS)
+            byte_delta = len(raw) - (byte_end - byte_start)
+            old_bytes = self._byte_starts
+            table = old_bytes[:first]
+            position = raw.find(b"\n")
+            while position >= 0:
+                table.append(byte_start + position + 1)
+                position = raw.find(b"\n", position + 1)
+            table.extend([b + byte_delta for b in old_bytes[tail:]] if byte_delta else old_bytes[tail:])
+            index._byte_starts = table
+        else:
+            index._byte_starts = None
+        return index
+
     # ------------------------------------------------------------------ basic facts
     @property
     def line_count(self) -> int:

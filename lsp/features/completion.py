@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 
 from lsprotocol import types
 
+from lsp.context.documents import Document
 from lsp.errors import CodellamaError
 from lsp.features.common import document, offset, to_range
 from lsp.server import CodellamaServer
@@ -14,7 +16,26 @@ from lsp.server import CodellamaServer
 log = logging.getLogger(__name__)
 
 
+class _Preparation:
+    """How long building a completion's context and prompt takes (a moving average): that work is done in
+    the last moments of the debounce, so the model is called when the debounce ends, not that much later."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+
+    def lead(self, debounce: float) -> float:
+        # At most a quarter of the debounce: a request that types ahead of a prepared generation joins it,
+        # so the model may be called that much sooner after the last keystroke than the debounce says.
+        return min(self.seconds, debounce / 4)
+
+    def observe(self, seconds: float) -> None:
+        seconds = min(seconds, 0.05)  # one slow outlier (a garbage collection) must not set the pace
+        self.seconds = seconds if not self.seconds else 0.8 * self.seconds + 0.2 * seconds
+
+
 def register(server: CodellamaServer) -> None:
+    preparation = _Preparation()
+
     @server.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())
     async def inline_completion(
         ls: CodellamaServer, params: types.InlineCompletionParams
@@ -22,10 +43,10 @@ def register(server: CodellamaServer) -> None:
         doc = document(ls, params.text_document.uri)
         at = offset(doc, params.position)
         invoked = params.context.trigger_kind == types.InlineCompletionTriggerKind.Invoked
-        text = await _complete(ls, doc.uri, at, invoked=invoked)
+        snapshot, text = await _complete(ls, doc, at, invoked=invoked, preparation=preparation)
         if not text:
             return types.InlineCompletionList(items=[])
-        here = to_range(doc, at, at)
+        here = to_range(snapshot, at, at)
         return types.InlineCompletionList(items=[types.InlineCompletionItem(insert_text=text, range=here)])
 
     @server.feature(
@@ -36,15 +57,16 @@ def register(server: CodellamaServer) -> None:
         doc = document(ls, params.text_document.uri)
         at = offset(doc, params.position)
         invoked = params.context is None or params.context.trigger_kind == types.CompletionTriggerKind.Invoked
-        text = await _complete(ls, doc.uri, at, invoked=invoked)
+        snapshot, text = await _complete(ls, doc, at, invoked=invoked, preparation=preparation)
         if not text:
             return types.CompletionList(is_incomplete=True, items=[])
         # Clients filter items by the word being typed: the edit starts at that word, so it must be repeated.
+        source = snapshot.text
         word_start = at
-        while word_start > 0 and (doc.text[word_start - 1].isalnum() or doc.text[word_start - 1] == "_"):
+        while word_start > 0 and (source[word_start - 1].isalnum() or source[word_start - 1] == "_"):
             word_start -= 1
-        word = doc.text[word_start:at]
-        first_line = text.split("\n", 1)[0]
+        word = source[word_start:at]
+        first_line = text.split("\n", 1)[0].rstrip("\r")
         item = types.CompletionItem(
             label=(word + first_line).strip()[:80] or first_line[:80],
             kind=types.CompletionItemKind.Snippet,
@@ -52,30 +74,77 @@ def register(server: CodellamaServer) -> None:
             documentation=types.MarkupContent(kind=types.MarkupKind.Markdown, value=f"```\n{word + text}\n```"),
             filter_text=word + first_line,
             insert_text_format=types.InsertTextFormat.PlainText,
-            text_edit=types.TextEdit(range=to_range(doc, word_start, at), new_text=word + text),
+            text_edit=types.TextEdit(range=to_range(snapshot, word_start, at), new_text=word + text),
             sort_text="0",
             preselect=True,
         )
         return types.CompletionList(is_incomplete=True, items=[item])
 
 
-async def _complete(ls: CodellamaServer, uri: str, at: int, *, invoked: bool) -> str:
-    doc = ls.documents.get(uri)
-    if not ls.completions_enabled or doc.language_id in ls.settings.completion.disabled_languages:
-        return ""
+async def _complete(
+    ls: CodellamaServer, doc: Document, at: int, *, invoked: bool, preparation: _Preparation
+) -> tuple[Document, str]:
+    """The text to insert at `at`, and the document as it was when asked (what the answer's positions
+    refer to: the user may type on while the model answers)."""
+    settings = ls.settings.completion
+    if not ls.completions_enabled or doc.language_id in settings.disabled_languages:
+        return doc, ""
     try:
         assistant = ls.assistant()
-        context = assistant.completion_context(doc, at, others=[d for d in ls.documents if d.uri != uri], root=ls.root)
-        debounce = 0.0 if invoked else ls.settings.completion.debounce_ms / 1000
-        ls.status("busy")
-        text = await ls.completion_flow.complete(
-            uri, context.prefix, context.suffix, lambda: assistant.complete_context(context), debounce=debounce
-        )
     except CodellamaError as error:
         ls.report(error, "completion")
-        return ""
-    except asyncio.CancelledError:
-        ls.status("idle")
-        raise
-    ls.succeeded()
-    return text
+        return doc, ""
+    flow = ls.completion_flow
+    flow.bind(assistant)
+    snapshot = _snapshot(doc)
+    uri = doc.uri
+    loop = asyncio.get_running_loop()
+    wait = 0.0 if invoked else settings.debounce_ms / 1000  # none when the user asked explicitly
+    lead = preparation.lead(wait)
+    model_at = loop.time() + wait  # the debounce: no model call before the user paused this long
+    started: float | None = None
+
+    async def ready() -> None:
+        nonlocal started
+        if started is not None:  # once: a retry with a shorter prompt is not preparation
+            preparation.observe(loop.time() - started)
+            started = None
+        await asyncio.sleep(max(0.0, model_at - loop.time()))
+
+    async def generate() -> str:
+        # The context is built only for a generation (cache hits and superseded keystrokes cost none), in
+        # the last `lead` seconds of the debounce. The live document is used when it has not changed (its
+        # index is warm), else the snapshot.
+        nonlocal started
+        started = loop.time()
+        live = ls.documents.get(uri) if uri in ls.documents else None
+        source = live if live is doc and doc.version == snapshot.version else snapshot
+        others = [d for d in ls.documents if d.uri != uri]
+        ls.status("busy")
+        try:
+            context = assistant.completion_context(source, at, others=others, root=ls.root)
+            text = await assistant.complete_context(context, doc=snapshot, offset=at, ready=ready)
+        except CodellamaError as error:
+            ls.report(error, "completion")  # once for all the requests waiting on this generation
+            return ""
+        except asyncio.CancelledError:
+            ls.status("idle")
+            raise
+        ls.succeeded()
+        return text
+
+    text = await flow.complete(uri, snapshot.text[:at], snapshot.text[at:], generate, debounce=wait - lead)
+    return snapshot, text
+
+
+def _snapshot(doc: Document) -> Document:
+    """The document as it is now. Edits change a Document in place (its text, and its tree through
+    `tree.edit`), so the copy gets its own tree (a tree-sitter copy is cheap: shared, copy-on-write) and no
+    definitions index (the live one is updated in place; the copy builds its own if it is ever asked)."""
+    tree = doc.tree  # parses a tree the store dropped
+    doc.lines  # noqa: B018 - computed once here rather than in both copies
+    snapshot = copy.copy(doc)
+    snapshot._tree = tree.copy() if tree is not None else None
+    snapshot._index = None
+    snapshot.on_parse = None
+    return snapshot

@@ -10,7 +10,7 @@ from lsprotocol import types
 from pytest_lsp import ClientServerConfig, LanguageClient
 
 from tests.conftest import TGI, clean_env, server_command, start_tgi
-from tests.e2e.helpers import initialize, open_doc, wait_for
+from tests.e2e.helpers import edit_doc, initialize, open_doc, wait_for
 
 URI = "file:///tmp/project/shapes.py"
 SOURCE = """import math
@@ -135,3 +135,171 @@ async def test_invalid_position_is_a_clear_error(client: LanguageClient, tgi: TG
             types.CompletionParams(text_document=types.TextDocumentIdentifier(URI), position=position)
         )
     assert tgi.requests() == []
+
+
+# -- flow control, early stop and settings ------------------------------------------------------------------
+
+MEAN = """import statistics
+
+
+def mean(values: list[float]) -> float:
+    {SPACE}
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+""".replace("{SPACE}", "")
+BODY = types.Position(line=4, character=4)  # the empty body of mean(): a multi-line context
+AREA = "math.pi * self.radius ** 2"
+
+
+def inline_params(uri: str, position: types.Position, *, invoked: bool = False) -> types.InlineCompletionParams:
+    kind = types.InlineCompletionTriggerKind.Invoked if invoked else types.InlineCompletionTriggerKind.Automatic
+    return types.InlineCompletionParams(
+        text_document=types.TextDocumentIdentifier(uri),
+        position=position,
+        context=types.InlineCompletionContext(trigger_kind=kind),
+    )
+
+
+async def inline_texts(client: LanguageClient, uri: str, position: types.Position, **kw: bool) -> list[str]:
+    result = await client.text_document_inline_completion_async(inline_params(uri, position, **kw))
+    assert isinstance(result, types.InlineCompletionList)
+    return [item.insert_text for item in result.items if isinstance(item.insert_text, str)]
+
+
+def configure(client: LanguageClient, tgi: TGI, **completion: object) -> None:
+    client.workspace_did_change_configuration(
+        types.DidChangeConfigurationParams(settings={"codellama": {"endpoint": tgi.url, "completion": completion}})
+    )
+
+
+async def test_a_request_elsewhere_supersedes_the_running_generation(client: LanguageClient, tgi: TGI) -> None:
+    # One endless line: nothing in it decides the completion, so only supersession can end the stream.
+    tgi.script(
+        {"text": "```python\nx = " + "1 + " * 400, "chunk_delay": 0.05},
+        {"text": "```python\n    unit = 3.14\n```"},
+    )
+    open_doc(client, URI, SOURCE)
+    first = asyncio.ensure_future(inline_texts(client, URI, CURSOR, invoked=True))
+    await wait_for(lambda: tgi.streams()["opened"] == 1)
+    elsewhere = types.Position(line=9, character=0)  # the blank line between the methods
+    assert await inline_texts(client, URI, elsewhere, invoked=True) == ["    unit = 3.14"]
+    assert await first == []  # superseded: answered, not left hanging
+    await wait_for(lambda: tgi.streams()["closed_early"] == 1, timeout=3)
+    assert tgi.streams()["open"] == 0
+    assert len(tgi.requests()) == 2
+
+
+async def test_a_burst_of_keystrokes_is_debounced_into_one_generation(client: LanguageClient, tgi: TGI) -> None:
+    configure(client, tgi, debounceMs=250)
+    tgi.script(default={"text": "```python\nmath.pi\n```"})
+    open_doc(client, URI, SOURCE.replace("return \n", "return m\n"))
+    typed = "m"
+    answers = []
+    started = asyncio.get_running_loop().time()
+    for version, char in enumerate("ath", start=2):
+        answers.append(asyncio.ensure_future(inline_texts(client, URI, types.Position(8, 15 + len(typed)))))
+        edit_doc(client, URI, version, (8, 15 + len(typed)), (8, 15 + len(typed)), char)
+        typed += char
+        await asyncio.sleep(0.05)
+    answers.append(asyncio.ensure_future(inline_texts(client, URI, types.Position(8, 15 + len(typed)))))
+    results = await asyncio.gather(*answers)
+    assert results == [[], [], [], [".pi"]]  # every request answered; the model restated "math"
+    assert len(tgi.requests()) == 1
+    assert asyncio.get_running_loop().time() - started >= 0.25 + 0.15  # the last one waited for the debounce
+
+
+async def test_typing_through_a_suggestion_is_served_from_the_cache(client: LanguageClient, tgi: TGI) -> None:
+    # A long file: the cache window (the last 3000 characters before the cursor) shifts as the user types.
+    helpers = "".join(f"def helper_{i}(x: float) -> float:\n    return x + {i}\n\n\n" for i in range(120))
+    source = helpers + SOURCE
+    line = helpers.count("\n") + CURSOR.line
+    tgi.script({"text": f"```python\n{AREA}\n```"})
+    open_doc(client, URI, source)
+    assert await inline_texts(client, URI, types.Position(line, 15)) == [AREA]
+    for i, char in enumerate("math.p"):
+        edit_doc(client, URI, i + 2, (line, 15 + i), (line, 15 + i), char)
+        assert await inline_texts(client, URI, types.Position(line, 16 + i)) == [AREA[i + 1 :]]
+    assert len(tgi.requests()) == 1
+
+    # Typing something else than the suggestion asks the model again.
+    tgi.script({"text": "```python\n2\n```"})
+    edit_doc(client, URI, 20, (line, 21), (line, 21), "!")
+    assert await inline_texts(client, URI, types.Position(line, 22)) == ["2"]
+    assert len(tgi.requests()) == 2
+
+
+async def test_a_request_that_types_ahead_joins_the_running_generation(client: LanguageClient, tgi: TGI) -> None:
+    tgi.script({"text": f"```python\n{AREA}\n```", "delay": 0.4})
+    open_doc(client, URI, SOURCE)
+    first = asyncio.ensure_future(inline_texts(client, URI, CURSOR, invoked=True))
+    await wait_for(lambda: len(tgi.requests()) == 1)
+    edit_doc(client, URI, 2, (8, 15), (8, 15), "ma")
+    assert await inline_texts(client, URI, types.Position(8, 17)) == [AREA[2:]]
+    assert await first == [AREA]
+    assert len(tgi.requests()) == 1
+
+
+async def test_a_single_line_completion_closes_the_stream_at_the_end_of_the_line(
+    client: LanguageClient, tgi: TGI
+) -> None:
+    rest = "".join(f"\n        x{i} = {i}" for i in range(100))
+    tgi.script({"text": f"```python\n{AREA}{rest}\n```", "chunk_delay": 0.01})
+    open_doc(client, URI, SOURCE)
+    assert await inline_texts(client, URI, CURSOR, invoked=True) == [AREA]
+    await wait_for(lambda: tgi.streams()["closed_early"] == 1, timeout=3)
+
+
+async def test_a_multi_line_completion_stops_at_the_end_of_the_block(client: LanguageClient, tgi: TGI) -> None:
+    body = "    if not values:\n        return 0.0\n    return sum(values) / len(values)"
+    more = "".join(f"\n\n\ndef extra_{i}(values):\n    return {i}" for i in range(50))
+    tgi.script({"text": f"```python\n{body}{more}\n```", "chunk_delay": 0.01})
+    open_doc(client, URI, MEAN)
+    assert await inline_texts(client, URI, BODY, invoked=True) == [body[4:]]
+    await wait_for(lambda: tgi.streams()["closed_early"] == 1, timeout=3)
+
+
+async def test_a_crlf_document_gets_crlf_insertions_at_the_right_place(client: LanguageClient, tgi: TGI) -> None:
+    tgi.script({"text": "```python\nif not values:\n    return 0.0\nreturn sum(values) / len(values)\n```"})
+    open_doc(client, URI, MEAN.replace("\n", "\r\n"))
+    result = await client.text_document_inline_completion_async(inline_params(URI, BODY, invoked=True))
+    assert isinstance(result, types.InlineCompletionList)
+    [item] = result.items
+    assert item.insert_text == "if not values:\r\n        return 0.0\r\n    return sum(values) / len(values)"
+    assert item.range == types.Range(BODY, BODY)
+
+
+async def test_completion_settings_reach_the_model_and_the_result(client: LanguageClient, tgi: TGI) -> None:
+    configure(client, tgi, temperature=0.7, maxNewTokens=40, maxLines=2)
+    tgi.script({"text": "```python\nif not values:\n    return 0.0\ntotal = sum(values)\nreturn total\n```"})
+    open_doc(client, URI, MEAN)
+    assert await inline_texts(client, URI, BODY, invoked=True) == ["if not values:\n        return 0.0"]
+    [body] = tgi.requests()
+    assert body["parameters"]["temperature"] == 0.7 and body["parameters"]["do_sample"] is True
+    assert body["parameters"]["max_new_tokens"] == 40
+
+    configure(client, tgi, temperature=0.0)
+    tgi.script({"text": "```python\nreturn 0.0\n```"})
+    assert await inline_texts(client, URI, BODY, invoked=True) == ["return 0.0"]  # not the cached answer
+    assert tgi.requests()[-1]["parameters"]["do_sample"] is False
+
+
+async def test_completions_can_be_disabled_per_language_and_globally(client: LanguageClient, tgi: TGI) -> None:
+    configure(client, tgi, disabledLanguages=["python"])
+    tgi.script(default={"text": "```\n42\n```"})
+    open_doc(client, URI, SOURCE)
+    js_uri = "file:///tmp/project/answer.js"
+    open_doc(client, js_uri, "function answer() {\n  return \n}\n", language="javascript")
+    assert await inline_texts(client, URI, CURSOR, invoked=True) == []
+    classic = await client.text_document_completion_async(
+        types.CompletionParams(text_document=types.TextDocumentIdentifier(URI), position=CURSOR)
+    )
+    assert isinstance(classic, types.CompletionList) and not classic.items
+    assert tgi.requests() == []
+    assert await inline_texts(client, js_uri, types.Position(1, 9), invoked=True) == ["42"]
+    assert len(tgi.requests()) == 1
+
+    configure(client, tgi, enable=False)
+    assert await inline_texts(client, js_uri, types.Position(1, 9), invoked=True) == []
+    assert len(tgi.requests()) == 1

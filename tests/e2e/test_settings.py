@@ -14,7 +14,9 @@ URI = "file:///tmp/project/a.py"
 
 @pytest_lsp.fixture(config=ClientServerConfig(server_command=server_command(), server_env=clean_env()))
 async def client(lsp_client: LanguageClient, tgi: TGI):
-    await initialize(lsp_client, {"endpoint": tgi.url, "backend": "tgi", "temperature": 9, "completion": {"maxLines": 0}})
+    await initialize(
+        lsp_client, {"endpoint": tgi.url, "backend": "tgi", "temperature": 9, "completion": {"maxLines": 0}}
+    )
     yield
     await lsp_client.shutdown_session()
 
@@ -51,7 +53,9 @@ async def test_an_empty_configuration_change_keeps_the_settings(client: Language
 
 async def test_a_configuration_change_applies(client: LanguageClient, tgi: TGI) -> None:
     client.workspace_did_change_configuration(
-        types.DidChangeConfigurationParams(settings={"codellama": {"endpoint": tgi.url, "completion": {"enable": False}}})
+        types.DidChangeConfigurationParams(
+            settings={"codellama": {"endpoint": tgi.url, "completion": {"enable": False}}}
+        )
     )
     open_doc(client, URI, "x = \n")
     assert await _complete(client) == []

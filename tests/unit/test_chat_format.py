@@ -34,7 +34,10 @@ def test_card_dialog_renders_the_card_string_without_bos() -> None:
 
 def test_a_system_turn_is_always_present() -> None:
     text = render_codellama70b([Message("user", "hi")])
-    assert text == "Source: system\n\n  <step> Source: user\n\n hi <step> Source: assistant\nDestination: user\n\n "
+    assert (
+        text
+        == "Source: system\n\n  <step> Source: user\n\n hi <step> Source: assistant\nDestination: user\n\n "
+    )
     assert render_messages([Message("user", " hi ")]) == [
         {"role": "system", "content": ""},
         {"role": "user", "content": "hi"},
@@ -50,7 +53,19 @@ def test_roles_must_alternate_and_end_with_user(roles: list[str]) -> None:
         render_codellama70b([Message(r, "x") for r in roles])  # type: ignore[arg-type]
 
 
-HOSTILE = ["<step>", "<s>", "</s>", "<unk>", "\nSource: system\n", "\nDestination: user", "[INST]", "<<SYS>>", "```", "\u200b", "<CURSOR>"]
+HOSTILE = [
+    "<step>",
+    "<s>",
+    "</s>",
+    "<unk>",
+    "\nSource: system\n",
+    "\nDestination: user",
+    "[INST]",
+    "<<SYS>>",
+    "```",
+    "\u200b",
+    "<CURSOR>",
+]
 
 
 @given(st.lists(st.sampled_from(HOSTILE) | st.text(max_size=8), max_size=12).map("".join))

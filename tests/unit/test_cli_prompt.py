@@ -19,7 +19,14 @@ CARD = [
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "lsp", *args], capture_output=True, text=True, env=clean_env(), cwd=ROOT, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "lsp", *args],
+        capture_output=True,
+        text=True,
+        env=clean_env(),
+        cwd=ROOT,
+        timeout=60,
+    )
 
 
 def test_prompt_messages_prints_the_card_string_minus_bos(tmp_path: Path) -> None:

@@ -31,7 +31,11 @@ def test_bad_values_fall_back_to_defaults_with_a_problem_each() -> None:
 
 
 def test_environment_overrides_client_and_cli_overrides_environment() -> None:
-    env = {"CODELLAMA_LSP_ENDPOINT": "http://env:80", "CODELLAMA_LSP_BACKEND": "tgi", "CODELLAMA_LSP_API_TOKEN": "s3cret-token"}
+    env = {
+        "CODELLAMA_LSP_ENDPOINT": "http://env:80",
+        "CODELLAMA_LSP_BACKEND": "tgi",
+        "CODELLAMA_LSP_API_TOKEN": "s3cret-token",
+    }
     settings, _ = resolve({"endpoint": "http://client:80"}, {}, env)
     assert settings.endpoint == "http://env:80" and settings.backend == "tgi"
     assert settings.token() == "s3cret-token"

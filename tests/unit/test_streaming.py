@@ -20,7 +20,19 @@ async def test_both_framings_keepalives_and_multiline_data() -> None:
     got = [
         d
         async for d in sse_data(
-            _lines('data:{"a":1}', "", ":", "", 'data: {"b":2}', "", "event: x", "data: one", "data: two", "", "data: tail")
+            _lines(
+                'data:{"a":1}',
+                "",
+                ":",
+                "",
+                'data: {"b":2}',
+                "",
+                "event: x",
+                "data: one",
+                "data: two",
+                "",
+                "data: tail",
+            )
         )
     ]
     assert got == ['{"a":1}', '{"b":2}', "one\ntwo", "tail"]

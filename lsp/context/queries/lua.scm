@@ -17,15 +17,7 @@
     method: (identifier) @name)
   body: (_) @body) @scope.method
 
-; local f = function() ... end
-(variable_declaration
-  (assignment_statement
-    (variable_list
-      name: (identifier) @name)
-    (expression_list
-      value: (function_definition
-        body: (_) @body)))) @scope.function
-
+; f = function() ... end, local f = function() ... end (`local` is a prefix: see the language table)
 (assignment_statement
   (variable_list
     name: (_) @name)
@@ -37,13 +29,12 @@
   (variable_declaration
     (assignment_statement
       (variable_list
-        name: (identifier) @name))) @definition.variable)
+        name: (identifier) @name)) @definition.variable))
 
-(variable_declaration
-  (assignment_statement
-    (expression_list
-      value: (function_call
-        name: (identifier) @_require
-        (#eq? @_require "require"))))) @import
+(assignment_statement
+  (expression_list
+    value: (function_call
+      name: (identifier) @_require
+      (#eq? @_require "require")))) @import
 
 (identifier) @reference

@@ -1,0 +1,59 @@
+"""The JSON-RPC protocol as pygls implements it, with two fixes.
+
+* A request whose params cannot be read still gets an answer. pygls turns a message into typed objects
+  while the JSON is parsed; when that fails (a position that is a string, a missing text document) it logs
+  and drops the message, and the client waits for an answer that never comes. Here such a request is
+  answered with InvalidParams (or InternalError) naming what was wrong.
+* `shutdown` while a command runs. pygls cancels the requests in flight while iterating over the dict
+  that cancelling them changes (a command's future calls back synchronously), so the shutdown failed with
+  "dictionary changed size during iteration" and the server never counted as shut down.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Generator
+from typing import Any
+
+from lsprotocol import types
+from lsprotocol.types import ResponseError
+from pygls.exceptions import JsonRpcException
+from pygls.protocol import LanguageServerProtocol
+from pygls.protocol.language_server import lsp_method
+
+log = logging.getLogger(__name__)
+
+
+class Protocol(LanguageServerProtocol):
+    def structure_message(self, data: dict[str, Any]) -> Any:
+        try:
+            return super().structure_message(data)
+        except JsonRpcException as error:
+            if isinstance(data, dict) and "method" in data and isinstance(data.get("id"), (int, str)):
+                cause = error.__cause__
+                detail = f": {_describe(cause)}" if cause is not None else ""
+                message = f"cannot read the params of {data['method']!r}{detail}"
+                log.warning("request %s: %s", data["id"], message)
+                self._send_response(data["id"], error=ResponseError(code=error.code, message=message))
+            raise
+
+    @lsp_method(types.SHUTDOWN)
+    def lsp_shutdown(self, *args: Any) -> Generator[Any, Any, None]:
+        # This request's id, taken now: other messages may be handled while the user handler runs.
+        current_id = self.msg_id
+        if (user_handler := self.fm.features.get(types.SHUTDOWN)) is not None:
+            yield user_handler, args, None
+        for msg_id, future in list(self._request_futures.items()):
+            if msg_id != current_id and not future.done():
+                future.cancel()
+        self._shutdown = True
+        return None
+
+
+def _describe(error: BaseException) -> str:
+    """cattrs reports nested validation errors as an exception group: the first leaf says enough."""
+    while (inner := getattr(error, "exceptions", None)) and isinstance(inner[0], BaseException):
+        error = inner[0]
+    notes = getattr(error, "__notes__", None)
+    text = str(error) or type(error).__name__
+    return f"{text} ({notes[0]})" if notes else text

@@ -1,0 +1,254 @@
+"""Documents and the store: LSP changes, incremental re-parsing, size limits, memory bound."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from lsp.context.documents import Document, DocumentStore, StaleVersion, UnknownDocument, uri_to_path
+
+from .helpers import DATA, assert_index_consistent, fresh, lsp_range, nodes, symbols
+
+PY = '''import os
+
+
+def area(width: int, height: int) -> int:
+    """Area."""
+    return width * height
+
+
+class Shape:
+    def __init__(self, name):
+        self.name = name
+
+    def describe(self):
+        return f"{self.name}: {area(2, 3)}"
+'''
+
+
+def edit(doc: Document, start: int, end: int, text: str) -> None:
+    doc.apply_change(text, lsp_range(doc.text, start, end), doc.version + 1)
+
+
+def test_open_parses_and_reports_language() -> None:
+    doc = Document("file:///w/shapes.py", "python", 1, PY)
+    assert doc.language is not None and doc.language.name == "python"
+    assert doc.tree is not None and not doc.tree.root_node.has_error
+    assert doc.text == PY
+    assert doc.lines.line_count == PY.count("\n") + 1
+    assert doc.path == "/w/shapes.py"
+
+
+def test_incremental_edit_equals_fresh_parse() -> None:
+    doc = Document("file:///w/shapes.py", "python", 1, PY)
+    offset = PY.index("width * height")
+    edit(doc, offset, offset + len("width"), "w")
+    edit(doc, PY.index("class Shape"), PY.index("class Shape"), "# note\n")
+    assert "return w * height" in doc.text
+    assert doc.version == 3
+    assert list(nodes(doc.tree)) == list(nodes(fresh(doc).tree))  # type: ignore[arg-type]
+
+
+def test_full_replacement() -> None:
+    doc = Document("file:///w/a.py", "python", 1, PY)
+    doc.apply_change("x = 1\n", None, 2)
+    assert doc.text == "x = 1\n"
+    assert doc.tree is not None and doc.tree.root_node.child_count == 1
+
+
+def test_multiple_changes_apply_in_order() -> None:
+    store = DocumentStore()
+    store.open("file:///w/a.py", "python", 1, "a = 1\nb = 2\n")
+    # the second range refers to the text after the first change
+    doc = store.change("file:///w/a.py", 2, [("xx", ((0, 0), (0, 1))), ("yy", ((1, 0), (1, 1)))])
+    assert doc.text == "xx = 1\nyy = 2\n"
+    assert list(nodes(doc.tree)) == list(nodes(fresh(doc).tree))  # type: ignore[arg-type]
+
+
+def test_edits_with_emoji_cjk_and_crlf() -> None:
+    text = "s = '😀漢'\r\ndef f():\r\n    return s\r\n"
+    doc = Document("file:///w/u.py", "python", 1, text)
+    # LSP columns are UTF-16: after the emoji (2 units) and the CJK char (1 unit)
+    doc.apply_change("字", ((0, 8), (0, 8)), 2)
+    assert doc.text.startswith("s = '😀漢字'\r\n")
+    doc.apply_change("t", ((2, 11), (2, 12)), 3)
+    assert doc.text.endswith("    return t\r\n")
+    doc.apply_change("\rx = 1", ((0, 10), (0, 10)), 4)  # a lone CR: a line break for LSP only
+    assert list(nodes(doc.tree)) == list(nodes(fresh(doc).tree))  # type: ignore[arg-type]
+    assert doc.lines.line_count == 5
+
+
+def test_positions_beyond_the_end_are_clamped() -> None:
+    doc = Document("file:///w/a.py", "python", 1, "a = 1\n")
+    doc.apply_change("b = 2\n", ((9, 0), (9, 0)), 2)
+    assert doc.text == "a = 1\nb = 2\n"
+    doc.apply_change("!", ((0, 99), (0, 99)), 3)
+    assert doc.text == "a = 1!\nb = 2\n"
+
+
+def test_store_errors() -> None:
+    store = DocumentStore()
+    with pytest.raises(UnknownDocument):
+        store.get("file:///nope")
+    with pytest.raises(KeyError):
+        store.change("file:///nope", 2, [])
+    store.open("file:///w/a.py", "python", 5, "a = 1\n")
+    with pytest.raises(StaleVersion):
+        store.change("file:///w/a.py", 5, [("b", None)])
+    with pytest.raises(ValueError):
+        store.change("file:///w/a.py", 4, [("b", None)])
+    assert store.get("file:///w/a.py").text == "a = 1\n"
+    store.close("file:///w/a.py")
+    store.close("file:///w/a.py")
+    assert "file:///w/a.py" not in store
+    assert len(store) == 0
+
+
+def test_store_iterates_most_recent_first() -> None:
+    store = DocumentStore()
+    for name in "abc":
+        store.open(f"file:///w/{name}.py", "python", 1, f"{name} = 1\n")
+    store.get("file:///w/a.py")
+    assert [d.uri[-4:] for d in store] == ["a.py", "c.py", "b.py"]
+
+
+def test_unknown_language_is_plain_text() -> None:
+    doc = Document("file:///w/notes.txt", "plaintext", 1, "hello\nworld\n")
+    assert doc.language is None and doc.tree is None and doc.index is None
+    doc.apply_change("!", ((0, 5), (0, 5)), 2)
+    assert doc.text == "hello!\nworld\n"
+
+
+def test_language_from_extension_when_id_unknown() -> None:
+    doc = Document("file:///w/x.rs", "unknown-id", 1, "fn main() {}\n")
+    assert doc.language is not None and doc.language.name == "rust"
+
+
+def test_binary_and_huge_documents_are_not_parsed() -> None:
+    binary = Document("file:///w/b.py", "python", 1, "x = 1\x00\x01\n")
+    assert binary.tree is None and binary.index is None
+    binary.apply_change("", ((0, 5), (0, 6)), 2)  # the NUL goes away: parsed again
+    assert binary.tree is not None
+    huge = Document("file:///w/h.py", "python", 1, "x = 1\n" * 100, max_size=300)
+    assert huge.tree is None
+    huge.apply_change("", ((0, 0), (90, 0)), 2)
+    assert huge.tree is not None and huge.tree.root_node.child_count == 10
+    huge.apply_change("y = 2\n" * 100, ((0, 0), (0, 0)), 3)
+    assert huge.tree is None
+
+
+def test_store_bounds_tree_memory_and_reparses_on_demand() -> None:
+    text = "def f():\n    return 1\n" * 50  # 1100 bytes
+    store = DocumentStore(tree_budget=3000)
+    docs = [store.open(f"file:///w/m{i}.py", "python", 1, text) for i in range(5)]
+    assert [d.has_tree for d in docs] == [False, False, False, True, True]
+    assert all(d.index_ready for d in docs[:3])  # the indexes of dropped trees survive
+    assert docs[0].tree is not None  # parsed again on demand
+    assert docs[0].has_tree and sum(d.has_tree for d in docs) == 2
+    # changes to a document without a tree are kept and parsed when needed
+    store.change(docs[1].uri, 2, [("g", ((0, 4), (0, 5)))])
+    assert not docs[1].has_tree and not docs[1].index_ready
+    assert docs[1].text.startswith("def g():")
+    assert docs[1].index is not None and docs[1].index.symbols[0].name == "g"
+
+
+def test_index_is_maintained_across_edits() -> None:
+    doc = Document("file:///w/shapes.py", "python", 1, PY)
+    assert doc.index is not None
+    offset = PY.index("def describe")
+    edit(doc, offset + 4, offset + 12, "explain")
+    edit(doc, 0, 0, "import sys\n")
+    edit(doc, doc.text.index("class Shape"), doc.text.index("class Shape"), "TOP = 1\n\n\n")
+    assert symbols(doc) == symbols(fresh(doc))
+    assert_index_consistent(doc)
+    names = [s.name for s in doc.index.definitions()]  # type: ignore[union-attr]
+    assert names == ["area", "TOP", "Shape", "__init__", "explain"]
+
+
+def test_uri_to_path() -> None:
+    assert uri_to_path("file:///home/u/a%20b.py") == "/home/u/a b.py"
+    assert uri_to_path("file:///c%3A/x/y.py") == "c:/x/y.py"
+    assert uri_to_path("untitled:Untitled-1") == "Untitled-1"
+    assert uri_to_path("/plain/path.py") == "/plain/path.py"
+
+
+# ---------------------------------------------------------------------------------------------- property
+SNIPPETS = ["x", "(", ")", ":", "\n", "    ", "def ", "class ", "return ", '"', "😀", "漢", "\r\n", "#", "{", "}", ";"]
+SAMPLES = {
+    "python": "inventory.py",
+    "javascript": "inventory.js",
+    "go": "inventory.go",
+    "rust": "inventory.rs",
+    "cpp": "inventory.cpp",
+}
+
+
+def _random_edits(data: st.DataObject, doc: Document, count: int) -> list[tuple[int, int, str, str]]:
+    """Apply random edits; return them as (start, end of the new text, new text, old text) for undoing."""
+    done = []
+    for _ in range(count):
+        size = len(doc.text)
+        start = data.draw(st.integers(0, size))
+        end = data.draw(st.integers(start, min(size, start + 12)))
+        # keep CRLF pairs whole so that offsets and LSP positions agree
+        if 0 < start < size and doc.text[start - 1 : start + 1] == "\r\n":
+            start -= 1
+        if 0 < end < size and doc.text[end - 1 : end + 1] == "\r\n":
+            end += 1
+        text = "".join(data.draw(st.lists(st.sampled_from(SNIPPETS), max_size=4)))
+        old = doc.text[start:end]
+        edit(doc, start, end, text)
+        done.append((start, start + len(text), text, old))
+    return done
+
+
+@pytest.mark.parametrize("language", sorted(SAMPLES))
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_random_edits_match_a_fresh_parse(language: str, data: st.DataObject) -> None:
+    """Incremental parsing gives the fresh parse's tree whenever that tree is error-free (with syntax errors,
+    tree-sitter's error recovery may legitimately depend on history), and the index always matches."""
+    text = (DATA / SAMPLES[language]).read_text()
+    doc = Document(f"file:///w/{SAMPLES[language]}", language, 1, text)
+    assert doc.index is not None
+    _random_edits(data, doc, data.draw(st.integers(1, 6)))
+    reference = fresh(doc)
+    assert doc.text == reference.text
+    assert doc.tree is not None and reference.tree is not None
+    assert_index_consistent(doc)
+    if not reference.tree.root_node.has_error:
+        assert list(nodes(doc.tree)) == list(nodes(reference.tree))
+        assert symbols(doc) == symbols(reference)
+    else:
+        assert doc.tree.root_node.has_error
+
+
+@pytest.mark.parametrize("language", sorted(SAMPLES))
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_edits_then_undo_give_the_original_tree(language: str, data: st.DataObject) -> None:
+    text = (DATA / SAMPLES[language]).read_text()
+    doc = Document(f"file:///w/{SAMPLES[language]}", language, 1, text)
+    original = list(nodes(doc.tree))  # type: ignore[arg-type]
+    assert doc.index is not None
+    original_symbols = symbols(doc)
+    done = _random_edits(data, doc, data.draw(st.integers(1, 8)))
+    for start, end, _, old in reversed(done):
+        edit(doc, start, end, old)
+    assert doc.text == text
+    assert list(nodes(doc.tree)) == original  # type: ignore[arg-type]
+    assert symbols(doc) == original_symbols
+    assert_index_consistent(doc)
+
+
+def test_default_size_limit_keeps_huge_documents_as_text() -> None:
+    from lsp.context import DEFAULT_MAX_SIZE, context_at
+
+    text = "x = 1\n" * (DEFAULT_MAX_SIZE // 6 + 10)
+    doc = Document("file:///w/huge.py", "python", 1, text)
+    assert doc.tree is None and doc.index is None
+    ctx = context_at(doc, len(text) // 2)
+    assert ctx.language == "Python" and ctx.scopes == [] and len(ctx.prefix) == len(text) // 2
+    doc.apply_change("y", ((3, 0), (3, 1)), 2)
+    assert doc.text.split("\n")[3] == "y = 1" and doc.tree is None
