@@ -17,7 +17,7 @@ from pygls.lsp.server import LanguageServer
 from lsp import __version__
 from lsp.assistant import Assistant
 from lsp.backends.base import Backend
-from lsp.backends.select import create_backend
+from lsp.backends.select import chosen_backend, create_backend
 from lsp.completion_flow import CompletionFlow
 from lsp.config import Settings, resolve
 from lsp.context.documents import DocumentStore
@@ -144,9 +144,14 @@ class CodellamaServer(LanguageServer):
         self.status("idle")
 
     def status(self, state: str, message: str = "") -> None:
-        model = None
+        model: str | None = None
         if self._backend is not None:
             model = getattr(self._backend, "model_name", None) or self._backend.name
+        else:  # before the first request: the backend that will be used, without starting it
+            try:
+                model = chosen_backend(self.settings)
+            except CodellamaError:
+                model = None
         self.protocol.notify(STATUS_METHOD, {"state": state, "message": message, "backend": model})
 
     def _spawn(self, coro: Any) -> None:

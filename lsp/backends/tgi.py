@@ -175,6 +175,18 @@ class TGIBackend:
             self._responses.discard(response)
             await self._close(response)
 
+    def connection_states(self) -> dict[str, int]:
+        """The pool's connections by state (ACTIVE, IDLE, ...), for soak tests and bug reports. httpx has no
+        public API for this: empty when its internals differ."""
+        pool = getattr(getattr(self._client, "_transport", None), "_pool", None)
+        states: dict[str, int] = {}
+        for connection in getattr(pool, "connections", []):
+            info = connection.info() if hasattr(connection, "info") else repr(connection)
+            parts = [p.strip() for p in str(info).split(",")]
+            state = parts[2] if len(parts) > 2 else parts[0]  # e.g. "CONNECTING" before a socket exists
+            states[state] = states.get(state, 0) + 1
+        return states
+
     async def _close(self, response: httpx.Response) -> None:
         """Close a response even when this task is cancelled again meanwhile (the user typed on while the
         first cancellation was being handled): an interrupted close leaves the pool's connection busy for

@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 
 SHOW_EXPLANATION = "codellama.showExplanation"
 REVIEW_PROPOSAL = "codellama.reviewProposal"
+RUN_ACTION = "codellama.run"
 
 # Standard kinds, so that clients can filter (`only`) and place them in their menus. Explain changes
 # nothing (the empty kind); Write tests adds a file, neither a rewrite nor an extraction: plain `refactor`
@@ -80,6 +81,11 @@ def register(server: CodellamaServer) -> None:
                 data = {"uri": doc.uri, "version": doc.version, "range": range_json(params.range), "action": action}
                 title = f"CodeLlama: {ls.prompt_store.spec(action).title}"
                 actions.append(types.CodeAction(title=title, kind=kind, data=data))
+        if not _resolves(ls):
+            # A client that cannot resolve (eglot) would pick an action that does nothing: give each the
+            # command that runs it instead.
+            for item in actions:
+                item.command = _run_command(item)
         return actions
 
     @server.feature(types.CODE_ACTION_RESOLVE)
@@ -103,6 +109,19 @@ def register(server: CodellamaServer) -> None:
         if result is None:  # cancelled from the progress bar: nothing to apply
             return action
         return _resolved(ls, action, deliver(ls, request, result))
+
+
+def _resolves(ls: CodellamaServer) -> bool:
+    text_document = ls.client_capabilities.text_document
+    code_action = text_document.code_action if text_document else None
+    support = code_action.resolve_support if code_action else None
+    return support is not None and {"edit", "command"} & set(support.properties) != set()
+
+
+def _run_command(action: types.CodeAction) -> types.Command:
+    data = dict(action.data) if isinstance(action.data, dict) else {}
+    arguments = {key: data[key] for key in ("action", "uri", "range", "instruction", "diagnostics") if key in data}
+    return types.Command(title=action.title, command=RUN_ACTION, arguments=[{**arguments, "apply": True, "show": True}])
 
 
 def _resolved(ls: CodellamaServer, action: types.CodeAction, delivery: Delivery) -> types.CodeAction:

@@ -22,6 +22,7 @@ from pygls.exceptions import JsonRpcInvalidParams, JsonRpcRequestCancelled
 
 from lsp.features.code_actions import (
     REVIEW_PROPOSAL,
+    RUN_ACTION,
     RUNNABLE,
     SHOW_EXPLANATION,
     Delivery,
@@ -38,7 +39,6 @@ from lsp.server import CodellamaServer
 
 log = logging.getLogger(__name__)
 
-RUN_ACTION = "codellama.run"
 TOGGLE_COMPLETIONS = "codellama.toggleCompletions"
 APPLY = "Apply anyway"
 

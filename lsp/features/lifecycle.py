@@ -52,6 +52,7 @@ def register(server: CodellamaServer) -> None:
             "tasks": len(asyncio.all_tasks()),
             "documents": len(ls.documents),
             "completionFlow": dataclasses.asdict(ls.completion_flow.stats),
+            "connections": getattr(ls._backend, "connection_states", dict)(),
         }
 
 

@@ -67,6 +67,7 @@ class Sample:
     sockets: int
     rss_kb: int
     tgi_open: int
+    pool: str  # the server's HTTP connections by state
 
 
 @dataclass
@@ -156,8 +157,11 @@ class Soak:
     async def sample(self, label: str) -> Sample:
         stats = await self.client.protocol.send_request_async(STATS, {})
         tasks = stats.tasks if hasattr(stats, "tasks") else stats["tasks"]
+        connections = stats.connections if hasattr(stats, "connections") else stats["connections"]
+        connections = connections._asdict() if hasattr(connections, "_asdict") else dict(connections)
         fds, sockets, rss = process_sample(self.pid)
-        sample = Sample(label, self.sent, int(tasks), fds, sockets, rss, int(self.tgi.streams()["open"]))
+        sample = Sample(label, self.sent, int(tasks), fds, sockets, rss, int(self.tgi.streams()["open"]),
+                        " ".join(f"{k.lower()} {v}" for k, v in sorted(connections.items())) or "-")
         self.samples.append(sample)
         return sample
 
@@ -295,12 +299,13 @@ class Soak:
               f"{t.errors} errors {t.by_error or ''}")
         print(f"status notifications: {self.statuses}; messages shown to the user: {len(self.shown)}")
         print(f"server exit code after shutdown/exit: {exit_code}\n")
-        header = f"{'checkpoint':<24}{'requests':>9}{'tasks':>7}{'fds':>6}{'sockets':>9}{'RSS MB':>9}{'TGI open':>10}"
+        header = (f"{'checkpoint':<24}{'requests':>9}{'tasks':>7}{'fds':>6}{'sockets':>9}{'RSS MB':>9}{'TGI open':>10}"
+                  f"  HTTP pool")
         print(header)
         print("-" * len(header))
         for s in self.samples:
             print(f"{s.label:<24}{s.requests:>9}{s.tasks:>7}{s.fds:>6}{s.sockets:>9}{s.rss_kb / 1024:>9.1f}"
-                  f"{s.tgi_open:>10}")
+                  f"{s.tgi_open:>10}  {s.pool}")
         first, end = self.samples[0], self.samples[-1]
         middle = self.samples[len(self.samples) // 2]
         growth_second_half = (end.rss_kb - middle.rss_kb) / 1024

@@ -3,6 +3,7 @@ edits (versions, the syntax check), progress and cancellation."""
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import re
 from dataclasses import dataclass, field
@@ -57,7 +58,12 @@ def editor(tmp_path: Path) -> Editor:
 
 
 async def initialize_editor(
-    client: LanguageClient, editor: Editor, settings: dict[str, Any], *, show_document: bool = True
+    client: LanguageClient,
+    editor: Editor,
+    settings: dict[str, Any],
+    *,
+    show_document: bool = True,
+    resolve: bool = True,
 ) -> None:
     """A client with what our features use: progress, showDocument, resolve, versioned edits that may create
     files, workspace/applyEdit, and a user who answers questions."""
@@ -87,7 +93,9 @@ async def initialize_editor(
                 ),
                 text_document=types.TextDocumentClientCapabilities(
                     code_action=types.CodeActionClientCapabilities(
-                        resolve_support=types.ClientCodeActionResolveOptions(properties=["edit", "command"]),
+                        resolve_support=types.ClientCodeActionResolveOptions(properties=["edit", "command"])
+                        if resolve
+                        else None,
                         data_support=True,
                     ),
                 ),
@@ -443,3 +451,41 @@ async def test_cancel_request_closes_the_model_stream(client: LanguageClient, tg
     assert raised.value.code == types.LSPErrorCodes.RequestCancelled
     await wait_for(lambda: tgi.streams()["closed_early"] == 1)
     assert tgi.streams()["open"] == 0
+
+
+# ---------------------------------------------------------------------------------------------- no resolve
+@pytest_lsp.fixture(config=ClientServerConfig(server_command=server_command(), server_env=clean_env()))
+async def plain_client(lsp_client: LanguageClient, tgi: TGI, editor: Editor):
+    await initialize_editor(lsp_client, editor, {"endpoint": tgi.url}, resolve=False)
+    yield
+    await lsp_client.shutdown_session()
+
+
+async def test_a_client_without_resolve_gets_commands_that_run_the_action(
+    plain_client: LanguageClient, tgi: TGI, editor: Editor
+) -> None:
+    uri = editor.uri("stats.py")
+    open_doc(plain_client, uri, SOURCE)
+    result = await plain_client.text_document_code_action_async(
+        types.CodeActionParams(
+            text_document=types.TextDocumentIdentifier(uri),
+            range=types.Range(types.Position(2, 8), types.Position(2, 8)),
+            context=types.CodeActionContext(diagnostics=[]),
+        )
+    )
+    # lsprotocol reads a CodeAction that carries a command as a Command whose `command` is the action's
+    # command object as text (its union is ambiguous); recover it as a client reading the JSON would.
+    [raw] = [a for a in result or [] if a.title == "CodeLlama: Refactor"]
+    inner: Any = raw.command
+    if isinstance(inner, str):
+        inner = ast.literal_eval(inner)
+    refactor = inner if isinstance(inner, types.Command) else types.Command(**inner)
+    assert refactor.command == "codellama.run"
+    assert tgi.requests() == []  # listing stays free
+    tgi.script({"text": "```python\ndef mean(values):\n    return sum(values) / len(values)\n```"})
+    await plain_client.workspace_execute_command_async(
+        types.ExecuteCommandParams(command=refactor.command, arguments=refactor.arguments)
+    )
+    [edit] = editor.applied
+    _, text_edit = single_edit(edit)
+    assert text_edit.new_text.startswith("def mean(values):\n    return sum(values)")
