@@ -218,24 +218,24 @@ async def with_retries(attempt: Callable[[], Awaitable[T]], max_retries: int, wh
 
 
 async def finish_cleanly(work: Awaitable[T]) -> T:
-    """Await `work` in a task of its own. A cancellation is passed on to it once, and then its clean-up is
-    waited for, whatever other cancellations arrive meanwhile.
+    """Await an HTTP exchange up to its response headers without ever interrupting it: when this task is
+    cancelled meanwhile, the exchange still runs to its end (bounded by the connect and read timeouts),
+    the response is closed at once, and then the cancellation goes on.
 
-    httpx/httpcore clean up after a cancellation with awaits (closing the socket, giving the connection
-    back to the pool); a second cancellation during that clean-up (the user typed on, and the completion
-    was cancelled twice) interrupts it and leaves the pool's connection busy for ever: after 32 of those the
-    pool is exhausted and every request waits for a connection until it times out.
+    httpcore does not survive being cancelled at every point of a request: cancelled while connecting, it
+    leaves a connected socket in the pool that is never used nor closed; cancelled during its clean-up,
+    it leaves a connection marked busy for ever. Both were found by tests/bench/soak.py (a socket per few
+    hundred cancelled completions; after 32 of them the pool would be exhausted and every request would
+    wait for a connection until it times out).
     """
     task = asyncio.ensure_future(work)
     try:
         return await asyncio.shield(task)
     except asyncio.CancelledError:
-        task.cancel()
         while not task.done():
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.wait({task})
         if not task.cancelled() and task.exception() is None:
-            # It finished before the cancellation reached it: release what it returned.
             result = task.result()
             if isinstance(result, httpx.Response):
                 await asyncio.shield(result.aclose())

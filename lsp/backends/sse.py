@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 # No sane event is this large (a TGI token event is ~200 bytes): beyond it the server is broken, and
 # buffering more would let it take the editor's memory.
@@ -69,18 +70,60 @@ async def sse_data(lines: AsyncIterator[str]) -> AsyncIterator[str]:
         yield "\n".join(buffer)
 
 
-async def token_silence(events: AsyncIterator[str], seconds: float) -> AsyncIterator[str]:
+async def token_silence(
+    events: AsyncIterator[str], seconds: float, abort: Callable[[], Awaitable[None]] | None = None
+) -> AsyncIterator[str]:
     """Pass events through, raising TokenSilence when none arrives for `seconds`.
 
     httpx's read timeout is reset by any byte, so a server that sends only keep-alive comments would
     hold a request forever; this bounds the silence between events (tokens) too.
+
+    Each event is read in a task of its own. When the deadline passes or the caller is cancelled, that
+    task is not cancelled but `abort`ed (the caller closes the response, so its read fails at once) and
+    waited for: httpx and httpcore mark a response closed before they finish closing it, so a task
+    cancelled inside their clean-up leaves the pool's connection busy for ever (found by
+    tests/bench/soak.py; tests/unit/test_http_errors.py reproduces it). Without `abort`, it is cancelled.
     """
     iterator = aiter(events)
     while True:
+        reading = asyncio.ensure_future(_next(iterator))
         try:
-            event = await asyncio.wait_for(anext(iterator), seconds)
+            done, _ = await asyncio.wait({reading}, timeout=seconds)
+        except asyncio.CancelledError:
+            await _interrupt(reading, abort)
+            raise
+        if not done:
+            await _interrupt(reading, abort)
+            raise TokenSilence(f"no event for {seconds:g} s")
+        try:
+            event = reading.result()
         except StopAsyncIteration:
             return
-        except asyncio.TimeoutError:
-            raise TokenSilence(f"no event for {seconds:g} s") from None
         yield event
+
+
+async def _next(iterator: AsyncIterator[str]) -> str:
+    return await anext(iterator)
+
+
+ABORT_GRACE = 0.5  # seconds a read may take to notice its connection was closed, before it is cancelled
+
+
+async def _interrupt(task: asyncio.Task[str], abort: Callable[[], Awaitable[None]] | None) -> None:
+    """End `task` (by `abort`, else by cancelling it) and wait until it has, deaf to further cancellations
+    of the caller."""
+    if abort is None:
+        task.cancel()
+    else:
+        with contextlib.suppress(Exception):
+            await asyncio.shield(abort())
+    deadline = asyncio.get_running_loop().time() + ABORT_GRACE
+    while not task.done():
+        left = deadline - asyncio.get_running_loop().time()
+        if left <= 0:
+            task.cancel()  # the last resort; not expected to be needed
+            deadline = float("inf")
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.wait({task}, timeout=max(left, 0.01) if left > 0 else None)
+    if not task.cancelled():
+        task.exception()  # retrieved: an error after the interruption is of no interest

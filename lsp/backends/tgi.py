@@ -143,7 +143,9 @@ class TGIBackend:
         self._responses.add(response)
         silence = self._settings.request_timeout
         try:
-            events = token_silence(sse_data(sse_lines(response.aiter_bytes())), silence)
+            events = token_silence(
+                sse_data(sse_lines(response.aiter_bytes())), silence, abort=lambda: self._close(response)
+            )
             async for data in events:
                 event = self._parse_event(data)
                 if event is None:
@@ -242,14 +244,14 @@ class TGIBackend:
 
     async def _get_json(self, path: str) -> Any:
         try:
-            response = await self._client.get(path)
+            response = await finish_cleanly(self._client.get(path))
         except httpx.HTTPError as error:
             raise transport_error(error, self.endpoint) from error
         return self._json(response)
 
     async def _post_json(self, path: str, body: dict[str, Any]) -> Any:
         try:
-            response = await self._client.post(path, json=body)
+            response = await finish_cleanly(self._client.post(path, json=body))
         except httpx.HTTPError as error:
             raise transport_error(error, self.endpoint) from error
         return self._json(response)

@@ -50,6 +50,7 @@ def register(server: CodellamaServer) -> None:
         """For soak tests and bug reports: what the process holds (tasks, documents, completion flow)."""
         return {
             "tasks": len(asyncio.all_tasks()),
+            "pending": len(ls.protocol._request_futures),  # pygls's table of handlers in flight
             "documents": len(ls.documents),
             "completionFlow": dataclasses.asdict(ls.completion_flow.stats),
             "connections": getattr(ls._backend, "connection_states", dict)(),

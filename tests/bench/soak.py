@@ -11,7 +11,8 @@ at random: normal, slow, HTTP 429/500/503, an error event mid-stream, a dropped 
 event, a stall longer than requestTimeout.
 
 Reported: for the language server process, at the start (after a warm-up), at checkpoints and at the end
-(after the requests settle): asyncio tasks (from `codellama/stats`), open file descriptors and sockets
+(after the requests settle): asyncio tasks and pygls's handler futures (from `codellama/stats`), open file
+descriptors and sockets
 (/proc/<pid>/fd), RSS (/proc/<pid>/status); the streams still open at the model server; the answers by
 kind; the messages shown to the user. Exits non-zero when something leaked: tasks or sockets above the
 start, a stream left open, RSS still growing over the second half of the run.
@@ -63,6 +64,7 @@ class Sample:
     label: str
     requests: int
     tasks: int
+    pending: int  # pygls's table of handlers in flight (grew by one per keystroke before lsp/rpc.py)
     fds: int
     sockets: int
     rss_kb: int
@@ -157,11 +159,12 @@ class Soak:
     async def sample(self, label: str) -> Sample:
         stats = await self.client.protocol.send_request_async(STATS, {})
         tasks = stats.tasks if hasattr(stats, "tasks") else stats["tasks"]
+        pending = stats.pending if hasattr(stats, "pending") else stats["pending"]
         connections = stats.connections if hasattr(stats, "connections") else stats["connections"]
         connections = connections._asdict() if hasattr(connections, "_asdict") else dict(connections)
         fds, sockets, rss = process_sample(self.pid)
-        sample = Sample(label, self.sent, int(tasks), fds, sockets, rss, int(self.tgi.streams()["open"]),
-                        " ".join(f"{k.lower()} {v}" for k, v in sorted(connections.items())) or "-")
+        sample = Sample(label, self.sent, int(tasks), int(pending), fds, sockets, rss, int(self.tgi.streams()["open"]),
+                        ", ".join(f"{k.lower()} {v}" for k, v in sorted(connections.items())) or "-")
         self.samples.append(sample)
         return sample
 
@@ -299,25 +302,30 @@ class Soak:
               f"{t.errors} errors {t.by_error or ''}")
         print(f"status notifications: {self.statuses}; messages shown to the user: {len(self.shown)}")
         print(f"server exit code after shutdown/exit: {exit_code}\n")
-        header = (f"{'checkpoint':<24}{'requests':>9}{'tasks':>7}{'fds':>6}{'sockets':>9}{'RSS MB':>9}{'TGI open':>10}"
-                  f"  HTTP pool")
+        header = (f"{'checkpoint':<24}{'requests':>9}{'tasks':>7}{'pending':>9}{'fds':>6}{'sockets':>9}{'RSS MB':>9}"
+                  f"{'TGI open':>10}  HTTP pool")
         print(header)
         print("-" * len(header))
         for s in self.samples:
-            print(f"{s.label:<24}{s.requests:>9}{s.tasks:>7}{s.fds:>6}{s.sockets:>9}{s.rss_kb / 1024:>9.1f}"
-                  f"{s.tgi_open:>10}  {s.pool}")
+            print(f"{s.label:<24}{s.requests:>9}{s.tasks:>7}{s.pending:>9}{s.fds:>6}{s.sockets:>9}"
+                  f"{s.rss_kb / 1024:>9.1f}{s.tgi_open:>10}  {s.pool}")
         first, end = self.samples[0], self.samples[-1]
         middle = self.samples[len(self.samples) // 2]
         growth_second_half = (end.rss_kb - middle.rss_kb) / 1024
         problems = []
         if end.tasks > first.tasks:
             problems.append(f"{end.tasks - first.tasks} asyncio tasks more than at the start")
+        if end.pending > first.pending:
+            problems.append(f"{end.pending - first.pending} handler futures more than at the start")
         # The HTTP pool keeps up to 8 idle connections (one per editor here) for reuse: bounded, not a leak.
         pool = 8
         if end.sockets > first.sockets + pool:
             problems.append(f"{end.sockets - first.sockets} sockets more than at the start")
         if end.fds - end.sockets > first.fds - first.sockets:
             problems.append(f"{(end.fds - end.sockets) - (first.fds - first.sockets)} more files open")
+        stuck = [part for part in end.pool.split(", ") if part != "-" and not part.startswith("idle")]
+        if stuck:
+            problems.append(f"HTTP connections neither idle nor closed: {end.pool}")
         if end.tgi_open:
             problems.append(f"{end.tgi_open} streams still open at the model server")
         if growth_second_half > self.args.rss_slack_mb:

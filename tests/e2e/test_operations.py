@@ -84,6 +84,22 @@ async def test_warnings_and_errors_reach_the_clients_log(client: LanguageClient,
     assert not [m for m in client.log_messages if "model call" in m.message]
 
 
+@shared_loop
+async def test_typing_leaves_nothing_behind(client: LanguageClient, tgi: TGI) -> None:
+    """Every keystroke is a notification: none may leave anything in the server (pygls kept a future per
+    notification until lsp/rpc.py)."""
+    uri, cursor = kit.unique_doc(client)
+    await kit.complete(client, uri, cursor)
+    before = await kit.stats(client)
+    for version in range(2, 302):
+        kit.edit_doc(client, uri, version, (2, 11), (2, 11), "x")
+    tgi.script({"text": "```python\ndone\n```"})
+    await kit.complete(client, uri, types.Position(2, 11 + 300))
+    after = await kit.stats(client)
+    assert after["pending"] <= before["pending"], (before, after)
+    assert after["tasks"] <= before["tasks"], (before, after)
+
+
 # -- TLS and proxies ---------------------------------------------------------------------------------
 
 class TLSServer:

@@ -4,13 +4,16 @@ long it waits, the SSE reader's limits, and the TGI stream's silence bound (over
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email.utils
 import json
+import random
 import re
 import socket
 import ssl
 import time
 from collections.abc import AsyncIterator, Callable
+from contextlib import aclosing
 from pathlib import Path
 from typing import Any
 
@@ -460,3 +463,45 @@ def test_new_settings_make_the_next_failure_news() -> None:
     assert not notices.should_show(BackendUnavailable("down"))
     notices.reset()
     assert notices.should_show(BackendUnavailable("down"))
+
+
+# -- cancellation never strands a connection ---------------------------------------------------------
+
+
+async def test_cancelling_streams_at_any_moment_leaves_no_connection_behind(tgi: Any) -> None:
+    """Completions are cancelled while connecting, while waiting for headers, while streaming, and
+    sometimes twice (the user typed on): the pool must end with no connection busy or half made, and the
+    model server must see every stream closed (found by tests/bench/soak.py)."""
+    tgi.script(default={"text": "```python\n" + "value = value + 1\n" * 12 + "```", "chunk_delay": 0.005})
+    b = TGIBackend(settings(endpoint=tgi.url, requestTimeout=5))
+    rng = random.Random(3)
+
+    async def consume() -> None:
+        stream = b.stream(REQUEST)
+        async with aclosing(stream):  # type: ignore[type-var]
+            async for _ in stream:
+                pass
+
+    for _ in range(150):
+        task = asyncio.ensure_future(consume())
+        for _ in range(rng.randint(0, 12)):
+            await asyncio.sleep(0)
+        await asyncio.sleep(rng.choice([0, 0, 0.001, 0.004, 0.02]))
+        task.cancel()
+        if rng.random() < 0.5:
+            for _ in range(rng.randint(0, 3)):
+                await asyncio.sleep(0)
+            task.cancel()
+        with contextlib.suppress(BaseException):
+            await task
+    states = b.connection_states()
+    await b.aclose()
+    assert not {state for state in states if state not in ("IDLE",)}, states
+    await _until(lambda: tgi.streams()["open"] == 0)
+
+
+async def _until(predicate: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + 5
+    while not predicate():
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.01)
