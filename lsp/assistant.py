@@ -240,8 +240,9 @@ class Assistant:
         except BaseException as error:
             outcome = "cancelled" if isinstance(error, asyncio.CancelledError) else type(error).__name__
             ms = round((time.perf_counter() - started) * 1000)
-            log.info("model call %s", fields(**call, outcome=outcome, prompt_tokens=prompt.tokens, chunks=chunks,
-                                             ms=ms))
+            log.info(
+                "model call %s", fields(**call, outcome=outcome, prompt_tokens=prompt.tokens, chunks=chunks, ms=ms)
+            )
             raise
         reply = "".join(parts)
         self._calibrate(prompt)
@@ -275,6 +276,22 @@ class Assistant:
 LOCAL_PARSE_CHARS = 4000  # documents at least this long are checked on a window around the cursor
 
 
+# Syntax checks re-parse the code around the cursor for every streamed line. Where that code is huge (a
+# minified one-line file has a single top-level statement), a parse takes seconds on the event loop: there
+# the clean-up goes without syntax checks rather than stall the server.
+MAX_CHECKED_LINE = 4000
+MAX_CHECKED_DOCUMENT = 2_000_000
+
+
+def _checkable(doc: Document, offset: int) -> bool:
+    text = doc.text
+    if len(text) > MAX_CHECKED_DOCUMENT:
+        return False
+    start = text.rfind("\n", 0, offset) + 1
+    end = text.find("\n", offset)
+    return (len(text) if end < 0 else end) - start <= MAX_CHECKED_LINE
+
+
 class _CompletionStopper:
     """Decide from the partial reply that the completion is complete, so the stream can be closed; and
     answer the clean-up's syntax questions (postprocess.Syntax) over the document, when there is one."""
@@ -284,7 +301,7 @@ class _CompletionStopper:
         self.max_lines = max_lines
         self.doc = doc
         self.offset = len(context.prefix) if offset is None else offset
-        self.syntax = self if doc is not None and doc.language is not None else None
+        self.syntax = self if doc is not None and doc.language is not None and _checkable(doc, self.offset) else None
         self._newlines = 0
         self._window: tuple[Document, int] | None = None
 

@@ -7,6 +7,7 @@ server keeps running and the user is told once what was wrong.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from typing import Any, Literal
 
@@ -76,6 +77,9 @@ class Settings(_Model):
         data = self.model_dump(by_alias=True, mode="json")
         if self.api_token is not None:
             data["apiToken"] = "***"
+        for key in ("endpoint", "proxy"):  # http://user:password@host: a password too
+            if isinstance(data.get(key), str):
+                data[key] = re.sub(r"(?<=://)[^/@]*@", "***@", data[key])
         return data
 
 

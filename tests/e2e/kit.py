@@ -125,6 +125,17 @@ async def stats(client: LanguageClient) -> dict[str, Any]:
     return result._asdict() if hasattr(result, "_asdict") else dict(result)
 
 
+async def settled_stats(client: LanguageClient, tasks: int, timeout: float = 5.0) -> dict[str, Any]:
+    """The server's stats once its asyncio tasks are back to at most `tasks` (background work such as a
+    token count or a connection being closed ends by itself); the last stats after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        current = await stats(client)
+        if current["tasks"] <= tasks or time.monotonic() > deadline:
+            return current
+        await asyncio.sleep(0.05)
+
+
 async def reset(client: LanguageClient, tgi: TGI, **extra: Any) -> None:
     """Known settings, and one good completion: it clears the notices' memory of earlier failures."""
     tgi.reset()

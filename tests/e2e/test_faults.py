@@ -333,5 +333,6 @@ async def test_no_tasks_or_streams_left_behind_after_faults(client: LanguageClie
     for _ in faults:
         await kit.complete(client, uri, cursor)
     await kit.eventually(lambda: tgi.streams()["open"] == 0, what="no stream open at TGI")
-    after = await kit.stats(client)
+    after = await kit.settled_stats(client, before["tasks"])
     assert after["tasks"] <= before["tasks"], (before, after)
+    assert after["pending"] <= before["pending"], (before, after)

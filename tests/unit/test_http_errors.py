@@ -145,6 +145,13 @@ def test_credentials_in_the_endpoint_are_not_shown() -> None:
     assert "pa55word" not in str(error)
 
 
+def test_settings_as_logged_hide_every_credential() -> None:
+    logged = str(settings(endpoint="http://u:s3cret@h:8080", proxy="http://p:pr0xypw@proxy:3128",
+                          apiToken="hf_abcdefgh").to_wire())
+    assert "s3cret" not in logged and "pr0xypw" not in logged and "hf_abcdefgh" not in logged
+    assert "h:8080" in logged and "proxy:3128" in logged
+
+
 @pytest.mark.parametrize(
     ("payload", "kind"),
     [
