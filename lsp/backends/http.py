@@ -286,3 +286,26 @@ def _message_of(payload: Any) -> str | None:
     if isinstance(error, dict):
         error = error.get("message")
     return str(error) if error else None
+
+
+async def request_json(
+    client: httpx.AsyncClient,
+    endpoint: str,
+    method: str,
+    path: str,
+    body: dict[str, Any] | None = None,
+    *,
+    on_status: Callable[[BackendError], BackendError] = lambda error: error,
+) -> Any:
+    """One JSON exchange on the pooled client, safe to cancel (`finish_cleanly`), every failure mapped to
+    our errors; `on_status` lets a backend refine what a non-200 answer means."""
+    try:
+        response = await finish_cleanly(client.request(method, path, json=body))
+    except httpx.HTTPError as error:
+        raise transport_error(error, endpoint) from error
+    if response.status_code != 200:
+        raise on_status(status_error(response.status_code, response.content, response.headers, endpoint))
+    try:
+        return response.json()
+    except ValueError as error:
+        raise BadResponse(f"{display_url(endpoint)} answered with invalid JSON") from error

@@ -28,6 +28,7 @@ from lsp.backends.http import (
     event_error,
     is_length_error,
     make_client,
+    request_json,
     status_error,
     transport_error,
     with_retries,
@@ -349,28 +350,10 @@ class OpenAIBackend:
         return _rejected_if_too_long(event_error(payload, self.endpoint))
 
     async def _get_json(self, path: str) -> Any:
-        try:
-            response = await self._client.get(path)
-        except httpx.HTTPError as error:
-            raise transport_error(error, self.endpoint) from error
-        return self._json(response)
+        return await request_json(self._client, self.endpoint, "GET", path, on_status=_rejected_if_too_long)
 
     async def _post_json(self, path: str, body: dict[str, Any]) -> Any:
-        try:
-            response = await self._client.post(path, json=body)
-        except httpx.HTTPError as error:
-            raise transport_error(error, self.endpoint) from error
-        return self._json(response)
-
-    def _json(self, response: httpx.Response) -> Any:
-        if response.status_code != 200:
-            raise _rejected_if_too_long(
-                status_error(response.status_code, response.content, response.headers, self.endpoint)
-            )
-        try:
-            return response.json()
-        except ValueError as error:
-            raise BadResponse(f"{self.endpoint} answered with invalid JSON") from error
+        return await request_json(self._client, self.endpoint, "POST", path, body, on_status=_rejected_if_too_long)
 
 
 def _choice_text(payload: dict[str, Any], *, delta: bool) -> str | None:

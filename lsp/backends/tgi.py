@@ -25,6 +25,7 @@ from lsp.backends.http import (
     event_error,
     finish_cleanly,
     make_client,
+    request_json,
     status_error,
     transport_error,
     with_retries,
@@ -113,13 +114,6 @@ class TGIBackend:
             log.debug("/tokenize unavailable: %s", error)
             return None
         return len(payload) if isinstance(payload, list) else None
-
-    async def tokenize(self, text: str) -> list[dict[str, Any]] | None:
-        try:
-            payload = await self._post_json("/tokenize", {"inputs": text})
-        except BackendError:
-            return None
-        return payload if isinstance(payload, list) else None
 
     async def generate(self, request: GenerationRequest) -> str:
         body = self.body(request, stream=False)
@@ -243,26 +237,10 @@ class TGIBackend:
             raise BadResponse(f"The model server sent a malformed stream event: {data[:200]!r}") from error
 
     async def _get_json(self, path: str) -> Any:
-        try:
-            response = await finish_cleanly(self._client.get(path))
-        except httpx.HTTPError as error:
-            raise transport_error(error, self.endpoint) from error
-        return self._json(response)
+        return await request_json(self._client, self.endpoint, "GET", path)
 
     async def _post_json(self, path: str, body: dict[str, Any]) -> Any:
-        try:
-            response = await finish_cleanly(self._client.post(path, json=body))
-        except httpx.HTTPError as error:
-            raise transport_error(error, self.endpoint) from error
-        return self._json(response)
-
-    def _json(self, response: httpx.Response) -> Any:
-        if response.status_code != 200:
-            raise status_error(response.status_code, response.content, response.headers, self.endpoint)
-        try:
-            return response.json()
-        except ValueError as error:
-            raise BadResponse(f"{display_url(self.endpoint)} answered with invalid JSON") from error
+        return await request_json(self._client, self.endpoint, "POST", path, body)
 
 
 def _with_defaults(payload: Any) -> Any:
