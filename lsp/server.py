@@ -59,6 +59,7 @@ class CodellamaServer(LanguageServer):
         self._assistant: Assistant | None = None
         self._completions_enabled = True
         self.tasks: set[asyncio.Task[Any]] = set()
+        self._parse_handle: asyncio.Handle | None = None
         self.pending_problems = problems
         set_client_sink(self._log_to_client)
 
@@ -95,6 +96,24 @@ class CodellamaServer(LanguageServer):
                     type=types.MessageType.Warning, message="codellama: " + "; ".join(problems)
                 )
             )
+
+    # -- documents ----------------------------------------------------------------------------------
+
+    def parse_in_background(self) -> None:
+        """Finish the re-parses that edits left pending, one short slice per turn of the event loop, so that
+        messages are read and answered between slices."""
+        if self._parse_handle is None and self.documents.parsing:
+            self._parse_handle = asyncio.get_running_loop().call_soon(self._parse_slice)
+
+    def _parse_slice(self) -> None:
+        self._parse_handle = None
+        try:
+            done = self.documents.parse_pending()
+        except Exception:  # a parse must never take the server down; the next read of the tree retries
+            log.exception("background parse failed")
+            return
+        if not done:
+            self._parse_handle = asyncio.get_running_loop().call_soon(self._parse_slice)
 
     # -- backend ------------------------------------------------------------------------------------
 

@@ -1,7 +1,12 @@
 """Open documents: text, line index, syntax tree kept up to date incrementally, definitions index.
 
-A :class:`Document` applies LSP content changes with ``tree.edit`` and an incremental re-parse. A
-:class:`DocumentStore` holds the open documents and bounds the memory their syntax trees take (a tree of a
+A :class:`Document` applies LSP content changes with ``tree.edit`` and an incremental re-parse. The re-parse
+can be given a time budget: most edits re-parse in a millisecond or two, but one that leaves a bracket or a
+string open makes tree-sitter re-parse the rest of the file with error recovery (tens of milliseconds for a
+5,000-line file). Such a parse is suspended when its budget runs out and resumed later, in slices
+(:meth:`Document.parse_step`, :meth:`DocumentStore.parse_pending`), so that a server keeps answering while
+it runs; a newer edit abandons it and starts again. Whoever reads :attr:`Document.tree` gets the finished
+tree. A :class:`DocumentStore` holds the open documents and bounds the memory their syntax trees take (a tree of a
 large file costs ~40 bytes per byte of source): the least recently used documents lose their tree, which is
 parsed again if needed; their definitions index is kept, so cross-file context still works.
 
@@ -12,11 +17,12 @@ separate stores may live in separate threads).
 from __future__ import annotations
 
 import logging
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from urllib.parse import unquote, urlparse
 
-from tree_sitter import Tree
+from tree_sitter import Parser, Tree
 
 from .index import FileIndex
 from .languages import Language, language_for, parser_for
@@ -39,6 +45,8 @@ log = logging.getLogger(__name__)
 DEFAULT_MAX_SIZE = 5 * 1024 * 1024  # bytes of UTF-8; larger documents are kept as plain text
 DEFAULT_TREE_BUDGET = 4 * 1024 * 1024  # bytes of source whose trees a store keeps in memory
 EAGER_INDEX_BYTES = 32 * 1024  # an edit whose syntax changes stay within this many bytes updates the index now
+PARSE_SLICE = 0.004  # seconds a re-parse runs before it is suspended, when the caller gives a budget
+READ_CHUNK = 64 * 1024  # bytes handed to tree-sitter per read while a parse can be suspended
 
 Range = tuple[tuple[int, int], tuple[int, int]]  # ((start line, start utf16), (end line, end utf16))
 Change = tuple[str, Range | None]  # (text, range); range None = the whole document
@@ -95,6 +103,8 @@ class Document:
         self._data: bytes | None = None
         self._lines: LineIndex | None = None
         self._tree: Tree | None = None
+        self._pending = False  # the text changed since _tree was parsed; _tree is edited to match it
+        self._parser: Parser | None = None  # holds this document's suspended parse, if any
         self._evicted = False
         self._index: FileIndex | None = None
         self._index_version = -1  # version the index describes when the tree is gone
@@ -135,13 +145,22 @@ class Document:
 
     @property
     def tree(self) -> Tree | None:
-        """The syntax tree, or None for plain text (unknown language, huge or binary document).
+        """The syntax tree of the current text, or None for plain text (unknown language, huge or binary
+        document).
 
-        A tree dropped by the store to save memory is parsed again here.
+        A re-parse left pending by :meth:`apply_changes` is finished here, and a tree dropped by the store to
+        save memory is parsed again.
         """
-        if self._tree is None and self._evicted:
+        if self._pending:
+            self.parse_step(None)
+        elif self._tree is None and self._evicted:
             self._parse(None)
         return self._tree
+
+    @property
+    def parsed(self) -> bool:
+        """Whether :attr:`tree` is available without parsing (true for plain text)."""
+        return not self._pending and not (self._tree is None and self._evicted)
 
     @property
     def has_tree(self) -> bool:
@@ -155,7 +174,7 @@ class Document:
             return False
         if self._tree is None:
             return self._index_version == self.version
-        return not self._index.stale
+        return not self._pending and not self._index.stale
 
     @property
     def index(self) -> FileIndex | None:
@@ -179,7 +198,9 @@ class Document:
 
     # ------------------------------------------------------------------ parsing
     def _parse(self, old: Tree | None) -> None:
+        """Parse the whole text (``old`` None) or re-parse it from ``old``, edited to match, at once."""
         self._evicted = False
+        self._abandon()
         if not self.parseable:
             self._tree = None
             self._index = None
@@ -190,17 +211,59 @@ class Document:
             self._tree = parser.parse(self.data)
             if self._index_version != self.version:
                 self._index = None
+            self._parsed()
         else:
-            tree = parser.parse(self.data, old)
-            self._tree = tree
-            if self._index is not None:
-                self._index.invalidate((r.start_byte, r.end_byte) for r in old.changed_ranges(tree))
-                # keep the index of a document in use up to date now, so that context requests are fast,
-                # unless the syntax changed over a large part of the file (an unclosed bracket or string
-                # often does while typing): then it is done when next needed, once for many keystrokes
-                if self._index.dirty_size <= EAGER_INDEX_BYTES:
-                    self._index.refresh(tree, self.data)
-                    self._index_version = self.version
+            self._reparsed(old, parser.parse(self.data, old))
+
+    def parse_step(self, budget: float | None = None) -> bool:
+        """Go on with a pending re-parse for at most ``budget`` seconds (None: until it is done).
+
+        Returns whether the tree now matches the text. A suspended parse resumes where it stopped.
+        """
+        if not self._pending:
+            return True
+        old = self._tree
+        assert old is not None and self._language is not None
+        if budget is None:
+            tree = (self._parser or parser_for(self._language)).parse(self.data, old)
+        else:
+            if self._parser is None:
+                self._parser = self._language.new_parser()
+            data = self.data
+            deadline = time.perf_counter() + budget
+            try:
+                # (tree-sitter only calls a progress callback when it reads the text through a callback)
+                tree = self._parser.parse(
+                    lambda byte, _point: data[byte : byte + READ_CHUNK],
+                    old,
+                    progress_callback=lambda *_: time.perf_counter() > deadline,
+                )
+            except ValueError:  # "Parsing failed": the budget ran out; the parser keeps its state
+                return False
+        self._parser = None
+        self._pending = False
+        self._reparsed(old, tree)
+        return True
+
+    def _abandon(self) -> None:
+        """Forget a suspended parse (the text it was reading is changing)."""
+        if self._parser is not None:
+            self._parser.reset()
+            self._parser = None
+
+    def _reparsed(self, old: Tree, tree: Tree) -> None:
+        self._tree = tree
+        if self._index is not None:
+            self._index.invalidate((r.start_byte, r.end_byte) for r in old.changed_ranges(tree))
+            # keep the index of a document in use up to date now, so that context requests are fast,
+            # unless the syntax changed over a large part of the file (an unclosed bracket or string
+            # often does while typing): then it is done when next needed, once for many keystrokes
+            if self._index.dirty_size <= EAGER_INDEX_BYTES:
+                self._index.refresh(tree, self.data)
+                self._index_version = self.version
+        self._parsed()
+
+    def _parsed(self) -> None:
         if self.on_parse is not None:
             self.on_parse(self)
 
@@ -209,19 +272,24 @@ class Document:
         are computed again when next needed. The definitions index is brought up to date and kept."""
         if self._tree is None:
             return
-        self.index  # noqa: B018 - bring the index up to date while the tree is there
+        self.index  # noqa: B018 - bring the index up to date while the tree is there (finishes a parse)
         self._tree = None
         self._evicted = True
         self._lines = None
         self._data = None
 
     # ------------------------------------------------------------------ changes
-    def apply_change(self, text: str, range: Range | None, version: int) -> None:
+    def apply_change(self, text: str, range: Range | None, version: int, *, budget: float | None = None) -> None:
         """Apply one LSP content change: ``range`` None replaces the whole document."""
-        self.apply_changes([(text, range)], version)
+        self.apply_changes([(text, range)], version, budget=budget)
 
-    def apply_changes(self, changes: Sequence[Change], version: int) -> None:
-        """Apply LSP content changes in order, editing the tree for each, then re-parse once."""
+    def apply_changes(self, changes: Sequence[Change], version: int, *, budget: float | None = None) -> None:
+        """Apply LSP content changes in order, editing the tree for each, then re-parse once.
+
+        With a ``budget`` (seconds), an incremental re-parse that takes longer is left pending
+        (:attr:`parsed` false) for :meth:`parse_step` or the next read of :attr:`tree` to finish.
+        """
+        self._abandon()
         tree = self._tree
         reparse = False
         for text, rng in changes:
@@ -262,9 +330,15 @@ class Document:
         if tree is None and self._evicted:
             self._index = None  # parsed again when needed
             return
-        self._parse(tree if tree is not None and self.parseable else None)
+        if tree is None or not self.parseable:
+            self._pending = False
+            self._parse(None)
+            return
+        self._pending = True
+        self.parse_step(budget)
 
     def _replace_all(self, text: str) -> None:
+        self._pending = False
         self._text = text
         self._data = None
         self._lines = None
@@ -294,8 +368,9 @@ class DocumentStore:
         self._parsed(doc)
         return doc
 
-    def change(self, uri: str, version: int, changes: Sequence[Change]) -> Document:
-        """Apply the content changes of a ``didChange`` in order.
+    def change(self, uri: str, version: int, changes: Sequence[Change], *, budget: float | None = None) -> Document:
+        """Apply the content changes of a ``didChange`` in order; with a ``budget``, a long re-parse is left
+        for :meth:`parse_pending` (see :meth:`Document.apply_changes`).
 
         Raises :class:`UnknownDocument` if the document is not open and :class:`StaleVersion` if ``version``
         is not newer than the document's.
@@ -303,8 +378,22 @@ class DocumentStore:
         doc = self.get(uri)
         if version <= doc.version:
             raise StaleVersion(f"{uri}: version {version} is not newer than {doc.version}")
-        doc.apply_changes(changes, version)
+        doc.apply_changes(changes, version, budget=budget)
         return doc
+
+    @property
+    def parsing(self) -> bool:
+        """Whether an open document has a re-parse pending."""
+        return any(not doc.parsed and doc.has_tree for doc in self._docs.values())
+
+    def parse_pending(self, budget: float = PARSE_SLICE) -> bool:
+        """Spend at most about ``budget`` seconds on pending re-parses, the most recently used document
+        first; returns whether none is left."""
+        for doc in reversed(self._docs.values()):
+            if doc.has_tree and not doc.parsed:
+                doc.parse_step(budget)
+                break
+        return not self.parsing
 
     def close(self, uri: str) -> None:
         """Forget a document (closing an unknown document is not an error)."""
