@@ -144,7 +144,7 @@ def _serve(args: argparse.Namespace) -> int:
         os.dup2(2, 1)
         sys.stdout = sys.stderr
         server.start_io(sys.stdin.buffer, protocol_out)
-    return 0
+    return server.exit_code
 
 
 # -- one-shot commands -------------------------------------------------------------------------------

@@ -1,9 +1,10 @@
-"""The JSON-RPC protocol as pygls implements it, with two fixes.
+"""The JSON-RPC protocol as pygls implements it, with fixes.
 
 * A request whose params cannot be read still gets an answer. pygls turns a message into typed objects
   while the JSON is parsed; when that fails (a position that is a string, a missing text document) it logs
   and drops the message, and the client waits for an answer that never comes. Here such a request is
   answered with InvalidParams (or InternalError) naming what was wrong.
+* `shutdown` counts from when it is received: an `exit` read while its handler runs exits with 0.
 * `shutdown` while a command runs. pygls cancels the requests in flight while iterating over the dict
   that cancelling them changes (a command's future calls back synchronously), so the shutdown failed with
   "dictionary changed size during iteration" and the server never counted as shut down.
@@ -62,12 +63,14 @@ class Protocol(LanguageServerProtocol):
     def lsp_shutdown(self, *args: Any) -> Generator[Any, Any, None]:
         # This request's id, taken now: other messages may be handled while the user handler runs.
         current_id = self.msg_id
+        # Received is what counts (for the exit code, and to refuse requests that follow), not finished:
+        # an `exit` may be read while the user handler still closes the backend.
+        self._shutdown = True
         if (user_handler := self.fm.features.get(types.SHUTDOWN)) is not None:
             yield user_handler, args, None
         for msg_id, future in list(self._request_futures.items()):
             if msg_id != current_id and not future.done():
                 future.cancel()
-        self._shutdown = True
         return None
 
 

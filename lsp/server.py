@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
+import threading
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, BinaryIO
 from urllib.parse import unquote, urlparse
 
 from lsprotocol import types
+from pygls.io_ import StdoutWriter, run_async
 from pygls.lsp.server import LanguageServer
 
 from lsp import __version__
@@ -25,6 +28,7 @@ from lsp.errors import CodellamaError
 from lsp.log import register_secret, set_client_sink, setup_logging
 from lsp.notices import Notices
 from lsp.rpc import Protocol
+from lsp.stdio import stdin_reader
 from lsp.templates import PromptStore
 from lsp.tokens import TokenCounter, load_counter
 
@@ -61,7 +65,38 @@ class CodellamaServer(LanguageServer):
         self.tasks: set[asyncio.Task[Any]] = set()
         self._parse_handle: asyncio.Handle | None = None
         self.pending_problems = problems
+        self.exit_code = 0
         set_client_sink(self._log_to_client)
+
+    # -- transport ----------------------------------------------------------------------------------
+
+    def start_io(self, stdin: BinaryIO | None = None, stdout: BinaryIO | None = None) -> None:
+        """Serve over stdio until ``exit`` or the end of input; :attr:`exit_code` is 1 when the client
+        exited without ``shutdown`` (as LSP says; pygls swallows it). Messages are read on the event loop
+        (see :mod:`lsp.stdio`)."""
+        self._stop_event = threading.Event()
+        self.protocol.set_writer(StdoutWriter(stdout or sys.stdout.buffer))
+        try:
+            asyncio.run(self._serve_io(stdin or sys.stdin.buffer))
+        except BrokenPipeError:
+            log.error("the connection to the client is lost; shutting down")
+        except SystemExit as exiting:  # the exit notification
+            self.exit_code = exiting.code if isinstance(exiting.code, int) else 1
+        except KeyboardInterrupt:
+            pass
+        finally:
+            self.shutdown()  # type: ignore[no-untyped-call]
+
+    async def _serve_io(self, stdin: BinaryIO) -> None:
+        assert self._stop_event is not None
+        reader = await stdin_reader(stdin, self.thread_pool)
+        await run_async(
+            stop_event=self._stop_event,
+            reader=reader,
+            protocol=self.protocol,
+            logger=log,
+            error_handler=self.report_server_error,
+        )
 
     # -- settings -----------------------------------------------------------------------------------
 

@@ -51,7 +51,10 @@ class State:
         self.script: list[dict[str, Any]] = []
         self.default: dict[str, Any] = {}
         self.requests: list[dict[str, Any]] = []
-        self.streams = {"opened": 0, "finished": 0, "closed_early": 0, "open": 0}
+        # waiting: requests held by a scripted delay, before any byte of the answer; gone_while_waiting: those
+        # whose client went away meanwhile
+        self.streams = {"opened": 0, "finished": 0, "closed_early": 0, "open": 0, "waiting": 0,
+                        "gone_while_waiting": 0}
         self.closed_at: list[float] = []
         self.hits: list[str] = []
 
@@ -181,7 +184,14 @@ def create_app(state: State) -> web.Application:
             request.transport.close()
             raise asyncio.CancelledError  # nothing more to send: the connection is gone
         if reply.get("delay"):
-            await asyncio.sleep(float(reply["delay"]))
+            state.streams["waiting"] += 1
+            try:
+                await asyncio.sleep(float(reply["delay"]))
+            except asyncio.CancelledError:
+                state.streams["gone_while_waiting"] += 1
+                raise
+            finally:
+                state.streams["waiting"] -= 1
         if "status" in reply:
             return web.Response(
                 status=int(reply["status"]),

@@ -217,10 +217,11 @@ async def with_retries(attempt: Callable[[], Awaitable[T]], max_retries: int, wh
     raise AssertionError("unreachable")
 
 
-async def finish_cleanly(work: Awaitable[T]) -> T:
-    """Await an HTTP exchange up to its response headers without ever interrupting it: when this task is
-    cancelled meanwhile, the exchange still runs to its end (bounded by the connect and read timeouts),
-    the response is closed at once, and then the cancellation goes on.
+async def finish_cleanly(work: Awaitable[T], interruptible: Callable[[], bool] = lambda: False) -> T:
+    """Await an HTTP exchange up to its response headers without interrupting it where that is unsafe: when
+    this task is cancelled meanwhile, the exchange is cancelled too if ``interruptible()`` says it can be,
+    else it runs to its end (bounded by the connect and read timeouts); a response that comes anyway is
+    closed at once; then the cancellation goes on.
 
     httpcore does not survive being cancelled at every point of a request: cancelled while connecting, it
     leaves a connected socket in the pool that is never used nor closed; cancelled during its clean-up,
@@ -232,6 +233,8 @@ async def finish_cleanly(work: Awaitable[T]) -> T:
     try:
         return await asyncio.shield(task)
     except asyncio.CancelledError:
+        if interruptible():
+            task.cancel()
         while not task.done():
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.wait({task})
@@ -240,6 +243,30 @@ async def finish_cleanly(work: Awaitable[T]) -> T:
             if isinstance(result, httpx.Response):
                 await asyncio.shield(result.aclose())
         raise
+
+
+class _Exchange:
+    """Where a request is, from httpcore's trace events. Waiting for the response headers is the one long
+    wait it can be cancelled in safely (it then closes the connection itself), and the one that matters:
+    a server may send no byte until its first token, seconds later, and meanwhile keeps generating for a
+    request the user no longer wants."""
+
+    def __init__(self) -> None:
+        self.waiting_for_headers = False
+
+    async def __call__(self, event: str, info: dict[str, Any]) -> None:
+        if event.startswith("http11.receive_response_headers."):
+            # (not the answer of a proxy to CONNECT: that is still connecting)
+            request = info.get("request")
+            self.waiting_for_headers = event.endswith(".started") and getattr(request, "method", b"") != b"CONNECT"
+
+
+async def send(client: httpx.AsyncClient, request: httpx.Request, *, stream: bool = False) -> httpx.Response:
+    """Send ``request`` on the pooled client, safe to cancel at any point (see :func:`finish_cleanly`);
+    a cancelled request that waits for its headers closes its connection at once."""
+    exchange = _Exchange()
+    request.extensions = {**request.extensions, "trace": exchange}
+    return await finish_cleanly(client.send(request, stream=stream), lambda: exchange.waiting_for_headers)
 
 
 def backoff_delay(attempt: int, retry_after: float | None) -> float:
@@ -297,10 +324,10 @@ async def request_json(
     *,
     on_status: Callable[[BackendError], BackendError] = lambda error: error,
 ) -> Any:
-    """One JSON exchange on the pooled client, safe to cancel (`finish_cleanly`), every failure mapped to
-    our errors; `on_status` lets a backend refine what a non-200 answer means."""
+    """One JSON exchange on the pooled client, safe to cancel (`send`), every failure mapped to our errors;
+    `on_status` lets a backend refine what a non-200 answer means."""
     try:
-        response = await finish_cleanly(client.request(method, path, json=body))
+        response = await send(client, client.build_request(method, path, json=body))
     except httpx.HTTPError as error:
         raise transport_error(error, endpoint) from error
     if response.status_code != 200:

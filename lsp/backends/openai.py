@@ -29,6 +29,7 @@ from lsp.backends.http import (
     is_length_error,
     make_client,
     request_json,
+    send,
     status_error,
     transport_error,
     with_retries,
@@ -305,7 +306,7 @@ class OpenAIBackend:
     async def _open_stream(self, path: str, body: dict[str, Any]) -> httpx.Response:
         try:
             request = self._client.build_request("POST", path, json=body, headers={"Accept": "text/event-stream"})
-            response = await self._client.send(request, stream=True)
+            response = await send(self._client, request, stream=True)
         except httpx.HTTPError as error:
             raise transport_error(error, self.endpoint) from error
         if response.status_code != 200:

@@ -23,9 +23,9 @@ from lsp.backends.base import GenerationRequest, ModelInfo
 from lsp.backends.http import (
     display_url,
     event_error,
-    finish_cleanly,
     make_client,
     request_json,
+    send,
     status_error,
     transport_error,
     with_retries,
@@ -206,7 +206,7 @@ class TGIBackend:
             request = self._client.build_request(
                 "POST", "/generate_stream", json=body, headers={"Accept": "text/event-stream"}
             )
-            response = await finish_cleanly(self._client.send(request, stream=True))
+            response = await send(self._client, request, stream=True)
         except httpx.HTTPError as error:
             log.debug("%s: %s after %.0f ms", what, type(error).__name__, (time.perf_counter() - started) * 1000)
             raise transport_error(error, self.endpoint) from error

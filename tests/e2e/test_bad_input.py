@@ -293,6 +293,7 @@ def frame(body: bytes) -> bytes:
 FRAMING_FAULTS = {
     "non-numeric length": b"Content-Length: abc\r\n\r\n",
     "negative length": b"Content-Length: -5\r\n\r\n",
+    "a header line of 300 kB": b"X-Junk: " + b"x" * 300_000 + b"\r\n\r\n",
     "no length": b"Content-Type: application/vscode-jsonrpc; charset=utf-8\r\n\r\n{}\r\n",
     "length too short": b'Content-Length: 5\r\n\r\n{"jsonrpc":"2.0","id":77,"method":"x"}\r\n',
     "invalid json": frame(b'{"jsonrpc": "2.0", "id": 78, "method": '),

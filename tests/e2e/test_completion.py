@@ -98,6 +98,34 @@ async def test_cancelled_completion_closes_the_tgi_stream(client: LanguageClient
     assert tgi.streams()["open"] == 0
 
 
+async def test_cancelled_completion_closes_the_connection_before_the_first_byte(
+    client: LanguageClient, tgi: TGI
+) -> None:
+    """A model server may send nothing, not even headers, until its first token: a cancelled request must not
+    wait for it (the server would go on working for nobody), and the next request is served at once."""
+    tgi.script({"text": "```python\nlate()\n```", "delay": 30})
+    open_doc(client, URI, SOURCE)
+    params = types.InlineCompletionParams(
+        text_document=types.TextDocumentIdentifier(URI),
+        position=CURSOR,
+        context=types.InlineCompletionContext(trigger_kind=types.InlineCompletionTriggerKind.Invoked),
+    )
+    answer = asyncio.ensure_future(
+        client.protocol.send_request_async(types.TEXT_DOCUMENT_INLINE_COMPLETION, params, msg_id="cancel-early")
+    )
+    await wait_for(lambda: tgi.streams()["waiting"] == 1)
+    client.protocol.notify(types.CANCEL_REQUEST, types.CancelParams(id="cancel-early"))
+    with pytest.raises(Exception, match=r"(?i)cancel"):
+        await answer
+    await wait_for(lambda: tgi.streams()["gone_while_waiting"] == 1, timeout=5)  # not after the 30 s delay
+    assert tgi.streams()["waiting"] == 0
+
+    tgi.script({"text": "```python\nmath.pi\n```"})
+    result = await client.text_document_inline_completion_async(params)
+    assert isinstance(result, types.InlineCompletionList)
+    assert [item.insert_text for item in result.items] == ["math.pi"]
+
+
 async def test_tgi_down_gives_one_clear_message_and_the_server_keeps_serving(client: LanguageClient, tgi: TGI) -> None:
     down = start_tgi()
     url = down.url

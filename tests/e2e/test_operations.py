@@ -44,6 +44,45 @@ def test_version() -> None:
     assert done.stdout.strip() == f"codellama-lsp {__version__}"
 
 
+def _framed(*messages: dict[str, object]) -> bytes:
+    out = b""
+    for message in messages:
+        body = json.dumps(message).encode()
+        out += b"Content-Length: %d\r\n\r\n" % len(body) + body
+    return out
+
+
+INITIALIZE = {"jsonrpc": "2.0", "id": 1, "method": "initialize",
+              "params": {"processId": None, "rootUri": None, "capabilities": {}}}
+SHUTDOWN = {"jsonrpc": "2.0", "id": 2, "method": "shutdown"}
+EXIT = {"jsonrpc": "2.0", "method": "exit"}
+
+
+@pytest.mark.parametrize(("messages", "code"), [((INITIALIZE, SHUTDOWN, EXIT), 0), ((INITIALIZE, EXIT), 1)],
+                         ids=["shutdown then exit", "exit without shutdown"])
+def test_exit_code_says_whether_the_client_shut_down_first(
+    tmp_path: Path, messages: tuple[dict[str, object], ...], code: int
+) -> None:
+    server = kit.RawServer(tmp_path / "stderr.log")
+    try:
+        server.send_bytes(_framed(*messages))
+        assert server.process.wait(timeout=60) == code
+    finally:
+        server.close()
+
+
+def test_serves_messages_from_a_regular_file(tmp_path: Path) -> None:
+    """stdin need not be a pipe (a script, a recorded session): the same messages get the same answers."""
+    session = tmp_path / "session.jsonrpc"
+    session.write_bytes(_framed(INITIALIZE, SHUTDOWN, EXIT))
+    with session.open("rb") as stdin:
+        done = subprocess.run([sys.executable, "-m", "lsp", "serve"], stdin=stdin, capture_output=True,
+                              cwd=ROOT, env=clean_env(), timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    assert b'"id": 1' in done.stdout and b'"capabilities"' in done.stdout
+    assert b'"id": 2' in done.stdout
+
+
 # -- a shared server for the rest ----------------------------------------------------------------------
 
 
