@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequen
 from contextlib import aclosing
 from dataclasses import dataclass
 
-from lsp.backends.base import Backend, GenerationRequest
+from lsp.backends.base import AFTER_ANSWER, Backend, GenerationRequest
 from lsp.chat_format import Message, render_codellama70b, render_messages
 from lsp.config import Settings
 from lsp.context.documents import Document
@@ -98,9 +98,7 @@ class Assistant:
 
         async def ask(budget: Budget) -> str:
             prompt = self._prompt("complete", context, budget)
-            if ready is not None:
-                await ready()
-            return await self._generate(prompt, settings.temperature, stop_when=stopper.done)
+            return await self._generate(prompt, settings.temperature, stop_when=stopper.done, ready=ready)
 
         reply = await self._with_length_retry(ask, max_new)
         return clean_completion(
@@ -213,7 +211,9 @@ class Assistant:
         *,
         stop_when: Callable[[str], bool] | None = None,
         progress: Progress | None = None,
+        ready: Callable[[], Awaitable[None]] | None = None,
     ) -> str:
+        """The model's reply to `prompt`; `ready` is awaited once the request is prepared, before it is sent."""
         request = GenerationRequest(
             messages=prompt.messages,
             max_new_tokens=prompt.budget.max_new_tokens,
@@ -222,14 +222,17 @@ class Assistant:
             stop=tuple(dict.fromkeys((*prompt.spec.stop, *self.settings.stop)))[:3],
             request_id=uuid.uuid4().hex[:12],
         )
-        started = time.perf_counter()
         parts: list[str] = []
         chunks = 0
         stream: AsyncIterator[str] = self.backend.stream(request)
         # One record per model call, whatever its outcome: request id, action, sizes and timing.
         call = {"request": request.request_id, "backend": self.backend.name, "action": prompt.action}
+        started = time.perf_counter()
         try:
             async with aclosing(stream):  # type: ignore[type-var]
+                if ready is not None:
+                    await ready()
+                    started = time.perf_counter()
                 async for chunk in stream:
                     parts.append(chunk)
                     chunks += 1
@@ -268,9 +271,13 @@ class Assistant:
             if tokens is not None:
                 counter.observe(prompt.text, tokens)
 
-        task = asyncio.ensure_future(measure())
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        def start() -> None:
+            task = asyncio.ensure_future(measure())
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+
+        # after the answer: its request would otherwise be built and sent first
+        asyncio.get_running_loop().call_later(AFTER_ANSWER, start)
 
 
 LOCAL_PARSE_CHARS = 4000  # documents at least this long are checked on a window around the cursor
@@ -304,6 +311,9 @@ class _CompletionStopper:
         self.syntax = self if doc is not None and doc.language is not None and _checkable(doc, self.offset) else None
         self._newlines = 0
         self._window: tuple[Document, int] | None = None
+        # the stream's decisions and the clean-up ask about the same texts: each answer costs a parse
+        self._parses: dict[str, bool] = {}
+        self._block_ends: dict[str, int | None] = {}
 
     def done(self, reply: str) -> bool:
         # Nothing is decided in the middle of a line: look again only when a line ends.
@@ -322,12 +332,16 @@ class _CompletionStopper:
         )
 
     def parses(self, inserted: str) -> bool:
-        doc, offset = self._local()
-        return parses_cleanly(doc, offset, offset, inserted)
+        if inserted not in self._parses:
+            doc, offset = self._local()
+            self._parses[inserted] = parses_cleanly(doc, offset, offset, inserted)
+        return self._parses[inserted]
 
     def block_end(self, inserted: str) -> int | None:
-        doc, offset = self._local()
-        return block_end(doc, offset, inserted)
+        if inserted not in self._block_ends:
+            doc, offset = self._local()
+            self._block_ends[inserted] = block_end(doc, offset, inserted)
+        return self._block_ends[inserted]
 
     def _local(self) -> tuple[Document, int]:
         """The document, or for a large one the top-level statements around the cursor (the one it is in or

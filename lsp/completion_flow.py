@@ -74,8 +74,10 @@ class CompletionFlow:
         compute: Callable[[], Awaitable[str]],
         *,
         debounce: float = 0.0,
+        on_debounce: Callable[[], None] | None = None,
     ) -> str:
-        """The completion for text `prefix`|cursor|`suffix` in document `key`."""
+        """The completion for text `prefix`|cursor|`suffix` in document `key`. `on_debounce` is called when a
+        generation may follow this debounce (neither cache nor running generation could answer)."""
         here = _Position(prefix[-PREFIX_KEY_CHARS:], len(prefix), suffix[:SUFFIX_KEY_CHARS])
         self._seq += 1
         me = self._latest[key] = self._seq
@@ -96,6 +98,8 @@ class CompletionFlow:
             else:
                 self._cancel(running)
         if debounce > 0:
+            if on_debounce is not None:
+                on_debounce()
             await asyncio.sleep(debounce)
         if self._latest.get(key) != me:
             self.stats.superseded += 1

@@ -8,6 +8,9 @@
 * `shutdown` while a command runs. pygls cancels the requests in flight while iterating over the dict
   that cancelling them changes (a command's future calls back synchronously), so the shutdown failed with
   "dictionary changed size during iteration" and the server never counted as shut down.
+* No second copy of every document. pygls keeps each open document in its workspace and applies every
+  change to it too (splitting and joining the whole text per keystroke: O(file) on the path of each
+  completion); the server has its own store (lsp/context/documents.py), so these updates are skipped.
 * A future per notification. pygls files the future of every notification handler (didChange: every
   keystroke) and of every handler a built-in one delegates to under a random id in its table of requests,
   and never removes it: ~1 kB per keystroke, for the life of the process (found by tests/bench/soak.py).
@@ -58,6 +61,21 @@ class Protocol(LanguageServerProtocol):
     def _forget(self, msg_id: Any, future: Any) -> None:
         if self._request_futures.get(msg_id) is future:
             del self._request_futures[msg_id]
+
+    @lsp_method(types.TEXT_DOCUMENT_DID_OPEN)
+    def lsp_text_document__did_open(self, params: types.DidOpenTextDocumentParams) -> Generator[Any, Any, None]:
+        if (user_handler := self.fm.features.get(types.TEXT_DOCUMENT_DID_OPEN)) is not None:
+            yield user_handler, (params,), None
+
+    @lsp_method(types.TEXT_DOCUMENT_DID_CHANGE)
+    def lsp_text_document__did_change(self, params: types.DidChangeTextDocumentParams) -> Generator[Any, Any, None]:
+        if (user_handler := self.fm.features.get(types.TEXT_DOCUMENT_DID_CHANGE)) is not None:
+            yield user_handler, (params,), None
+
+    @lsp_method(types.TEXT_DOCUMENT_DID_CLOSE)
+    def lsp_text_document__did_close(self, params: types.DidCloseTextDocumentParams) -> Generator[Any, Any, None]:
+        if (user_handler := self.fm.features.get(types.TEXT_DOCUMENT_DID_CLOSE)) is not None:
+            yield user_handler, (params,), None
 
     @lsp_method(types.SHUTDOWN)
     def lsp_shutdown(self, *args: Any) -> Generator[Any, Any, None]:

@@ -19,7 +19,7 @@ from pygls.lsp.server import LanguageServer
 
 from lsp import __version__
 from lsp.assistant import Assistant
-from lsp.backends.base import Backend
+from lsp.backends.base import AFTER_ANSWER, Backend
 from lsp.backends.select import chosen_backend, create_backend
 from lsp.completion_flow import CompletionFlow
 from lsp.config import Settings, resolve
@@ -64,6 +64,7 @@ class CodellamaServer(LanguageServer):
         self._completions_enabled = True
         self.tasks: set[asyncio.Task[Any]] = set()
         self._parse_handle: asyncio.Handle | None = None
+        self._idle: asyncio.TimerHandle | None = None
         self.pending_problems = problems
         self.exit_code = 0
         set_client_sink(self._log_to_client)
@@ -198,6 +199,22 @@ class CodellamaServer(LanguageServer):
         self.status("idle")
 
     def status(self, state: str, message: str = "") -> None:
+        """Tell the client what the server is doing (codellama/status). "idle" is sent a moment later, and
+        not at all if other news comes first: it would otherwise go out before the answer it follows, on the
+        path of every completion; and a busy-idle-busy flicker while typing helps no one."""
+        if self._idle is not None:
+            self._idle.cancel()
+            self._idle = None
+        if state == "idle":
+            try:
+                self._idle = asyncio.get_running_loop().call_later(AFTER_ANSWER, self._send_status, state, message)
+                return
+            except RuntimeError:  # no loop (a test calling in directly): now
+                pass
+        self._send_status(state, message)
+
+    def _send_status(self, state: str, message: str) -> None:
+        self._idle = None
         model: str | None = None
         if self._backend is not None:
             model = getattr(self._backend, "model_name", None) or self._backend.name

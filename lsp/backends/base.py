@@ -8,6 +8,11 @@ from typing import Protocol
 
 from lsp.chat_format import FormatName, Message
 
+# Background work that follows an answer (closing a stream whose answer is decided, calibrating the token
+# count, the "idle" status) waits this long, in seconds, so that the answer goes out first: the event loop
+# would otherwise run it before the few steps that send the answer.
+AFTER_ANSWER = 0.01
+
 
 @dataclass(frozen=True)
 class GenerationRequest:
@@ -39,7 +44,8 @@ class Backend(Protocol):
 
     def stream(self, request: GenerationRequest) -> AsyncIterator[str]:
         """Yield generated text as it arrives, without stop text. Closing the iterator ends the upstream
-        request at once (this is how cancellation reaches the model server)."""
+        request (this is how cancellation reaches the model server). Nothing is sent before the first
+        iteration; a backend may prepare the request when this is called."""
         ...
 
     async def generate(self, request: GenerationRequest) -> str:
@@ -48,6 +54,10 @@ class Backend(Protocol):
 
     async def count_tokens(self, text: str) -> int | None:
         """Exact prompt token count from the server, or None when it cannot tell."""
+        ...
+
+    def warm(self) -> None:
+        """A request is likely soon: get ready for it in the background (a hint; may do nothing)."""
         ...
 
     async def aclose(self) -> None: ...

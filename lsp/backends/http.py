@@ -269,6 +269,41 @@ async def send(client: httpx.AsyncClient, request: httpx.Request, *, stream: boo
     return await finish_cleanly(client.send(request, stream=stream), lambda: exchange.waiting_for_headers)
 
 
+class ConnectionWarmer:
+    """Keeps a connection to the model server ready for the next request.
+
+    Closing a stream before its end closes its connection: that is how the server learns to stop
+    generating. The next completion would then connect again (TCP, and TLS to a remote server) on the path of
+    the answer the user waits for. After such a close the backend is *cold*; :meth:`warm`, called while a
+    request is debounced, makes one cheap request whose connection stays in the pool for the real one.
+    """
+
+    def __init__(self, client: httpx.AsyncClient, path: str) -> None:
+        self._client = client
+        self._path = path
+        self._task: asyncio.Task[None] | None = None
+        self.cold = True
+
+    def warm(self) -> None:
+        if self.cold and (self._task is None or self._task.done()):
+            self.cold = False
+            self._task = asyncio.ensure_future(self._connect())
+
+    async def _connect(self) -> None:
+        try:
+            response = await send(self._client, self._client.build_request("GET", self._path))
+            await response.aclose()
+        except httpx.HTTPError as error:  # the request that follows will tell the user, if it matters
+            log.debug("warming a connection failed: %s", error)
+            self.cold = True
+
+    async def aclose(self) -> None:
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+
 def backoff_delay(attempt: int, retry_after: float | None) -> float:
     """Full jitter on an exponential base (0.25 s, 0.5 s, ... at most 4 s); with Retry-After, that long plus
     up to 10 % so that clients told the same instant do not come back together."""

@@ -119,6 +119,7 @@ class LocalBackend:
         self._closed = False  # the model is freed (worker thread)
         self._shut = False  # aclose() was called (event loop)
         self._aborter: Any = None
+        self._warming: asyncio.Task[None] | None = None
 
     # -- the protocol -------------------------------------------------------------------------------
 
@@ -171,6 +172,17 @@ class LocalBackend:
                 cancel.set()
                 with contextlib.suppress(BackendUnavailable):  # closed meanwhile: nothing left to stop
                     await self._call(_close_quietly, chunks)
+
+    def warm(self) -> None:
+        """Load the model now, in the background, if it is not loaded yet."""
+        if self._llm is None and not self._shut and (self._warming is None or self._warming.done()):
+            self._warming = asyncio.ensure_future(self._load_quietly())
+
+    async def _load_quietly(self) -> None:
+        try:
+            await self._model()
+        except Exception as error:  # the request that needs the model reports it
+            log.debug("loading the model in advance failed: %s", error)
 
     async def aclose(self) -> None:
         if self._shut:

@@ -253,6 +253,10 @@ class OpenAIBackend:
         if tail := cutter.flush():
             yield tail
 
+    def warm(self) -> None:
+        """Nothing: llama-cpp-python's server interrupts a running stream for any request that reaches its
+        model lock, and a warming request might."""
+
     async def aclose(self) -> None:
         await self._client.aclose()
 

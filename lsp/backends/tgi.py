@@ -19,8 +19,9 @@ import httpx
 from pydantic import ValidationError
 from text_generation.types import Response, StreamResponse
 
-from lsp.backends.base import GenerationRequest, ModelInfo
+from lsp.backends.base import AFTER_ANSWER, GenerationRequest, ModelInfo
 from lsp.backends.http import (
+    ConnectionWarmer,
     display_url,
     event_error,
     make_client,
@@ -57,6 +58,7 @@ class TGIBackend:
         self._responses: set[httpx.Response] = set()  # streams in flight, closed by aclose()
         self._closing = False
         self._closers: set[asyncio.Task[None]] = set()
+        self._warmer = ConnectionWarmer(self._client, "/info")  # /info: answered by the router, no model work
         log.debug(
             "TGI backend for %s: token %s, TLS verification %s, proxy %s",
             display_url(self.endpoint),
@@ -129,18 +131,29 @@ class TGIBackend:
         cutter = StopCutter(body["parameters"]["stop"])
         return cutter.feed(response.generated_text) + cutter.flush()
 
-    async def stream(self, request: GenerationRequest) -> AsyncIterator[str]:
+    def stream(self, request: GenerationRequest) -> AsyncIterator[str]:
+        # The HTTP request is built now, while the caller may still be debouncing: not after.
         body = self.body(request, stream=True)
-        cutter = StopCutter(body["parameters"]["stop"])
+        prepared = self._client.build_request(
+            "POST", "/generate_stream", json=body, headers={"Accept": "text/event-stream"}
+        )
         what = f"request={request.request_id or '-'} POST /generate_stream"
-        response = await with_retries(lambda: self._open_stream(body, what), self._settings.max_retries, what)
+        return self._stream(prepared, StopCutter(body["parameters"]["stop"]), what)
+
+    async def _stream(self, prepared: httpx.Request, cutter: StopCutter, what: str) -> AsyncIterator[str]:
+        response = await with_retries(lambda: self._open_stream(prepared, what), self._settings.max_retries, what)
         self._responses.add(response)
         silence = self._settings.request_timeout
+        answered = False  # the reader got all it wanted (not an error, not a cancellation)
+        ended = False  # the response was read to its end: its connection can serve the next request
         try:
             events = token_silence(
                 sse_data(sse_lines(response.aiter_bytes())), silence, abort=lambda: self._close(response)
             )
+            final = False
             async for data in events:
+                if final:
+                    continue  # TGI ends the response after the final event: read on to its end
                 event = self._parse_event(data)
                 if event is None:
                     continue
@@ -148,10 +161,17 @@ class TGIBackend:
                 out = cutter.feed(text)
                 if out:
                     yield out
-                if cutter.stopped or event.generated_text is not None:
+                if cutter.stopped:
                     break
+                final = event.generated_text is not None
+            else:
+                ended = True
             if tail := cutter.flush():
                 yield tail
+            answered = True
+        except GeneratorExit:  # the reader stopped: the completion is decided
+            answered = True
+            raise
         except httpx.HTTPError as error:
             if self._closing:
                 raise BackendUnavailable("The language server is shutting down.") from error
@@ -167,9 +187,19 @@ class TGIBackend:
             ) from None
         finally:
             # Closing the response closes the connection mid-stream: TGI sees the client go away and
-            # stops generating for us.
-            self._responses.discard(response)
-            await self._close(response)
+            # stops generating for us. After an answer, that waits until the answer is out; after a
+            # failure or a cancellation it is done now.
+            if not ended:
+                self._warmer.cold = True  # its connection is closed: the next request would connect first
+            if answered and not self._closing:
+                asyncio.get_running_loop().call_later(AFTER_ANSWER, self._close_soon, response)
+            else:
+                self._responses.discard(response)
+                await self._close(response)
+
+    def warm(self) -> None:
+        if not self._closing:
+            self._warmer.warm()
 
     def connection_states(self) -> dict[str, int]:
         """The pool's connections by state (ACTIVE, IDLE, ...), for soak tests and bug reports. httpx has no
@@ -182,6 +212,13 @@ class TGIBackend:
             state = parts[2] if len(parts) > 2 else parts[0]  # e.g. "CONNECTING" before a socket exists
             states[state] = states.get(state, 0) + 1
         return states
+
+    def _close_soon(self, response: httpx.Response) -> None:
+        if response in self._responses:  # (else aclose() closed it meanwhile)
+            self._responses.discard(response)
+            closing = asyncio.ensure_future(self._close(response))
+            self._closers.add(closing)
+            closing.add_done_callback(self._closers.discard)
 
     async def _close(self, response: httpx.Response) -> None:
         """Close a response even when this task is cancelled again meanwhile (the user typed on while the
@@ -198,14 +235,15 @@ class TGIBackend:
         self._closing = True
         for response in list(self._responses):
             await response.aclose()
+        self._responses.clear()
+        if self._closers:
+            await asyncio.gather(*self._closers, return_exceptions=True)
+        await self._warmer.aclose()
         await self._client.aclose()
 
-    async def _open_stream(self, body: dict[str, Any], what: str) -> httpx.Response:
+    async def _open_stream(self, request: httpx.Request, what: str) -> httpx.Response:
         started = time.perf_counter()
         try:
-            request = self._client.build_request(
-                "POST", "/generate_stream", json=body, headers={"Accept": "text/event-stream"}
-            )
             response = await send(self._client, request, stream=True)
         except httpx.HTTPError as error:
             log.debug("%s: %s after %.0f ms", what, type(error).__name__, (time.perf_counter() - started) * 1000)

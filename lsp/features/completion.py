@@ -15,6 +15,10 @@ from lsp.server import CodellamaServer
 
 log = logging.getLogger(__name__)
 
+# The event loop wakes up to a millisecond after a timer is due (epoll's timeouts are whole milliseconds,
+# rounded up): aim half of that early, so that the model is called when the debounce ends, on average.
+TIMER_AIM = 0.0005
+
 
 class _Preparation:
     """How long building a completion's context and prompt takes (a moving average): that work is done in
@@ -109,7 +113,7 @@ async def _complete(
         if started is not None:  # once: a retry with a shorter prompt is not preparation
             preparation.observe(loop.time() - started)
             started = None
-        await asyncio.sleep(max(0.0, model_at - loop.time()))
+        await asyncio.sleep(max(0.0, model_at - loop.time() - TIMER_AIM))
 
     async def generate() -> str:
         # The context is built only for a generation (cache hits and superseded keystrokes cost none), in
@@ -133,7 +137,10 @@ async def _complete(
         ls.succeeded()
         return text
 
-    text = await flow.complete(uri, snapshot.text[:at], snapshot.text[at:], generate, debounce=wait - lead)
+    # the backend gets ready (a connection, a model) while the debounce runs
+    text = await flow.complete(
+        uri, snapshot.text[:at], snapshot.text[at:], generate, debounce=wait - lead, on_debounce=assistant.backend.warm
+    )
     return snapshot, text
 
 

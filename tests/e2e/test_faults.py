@@ -69,7 +69,8 @@ async def fails_then_recovers(
     kit.edit_doc(client, uri, 2, (1, 0), (1, 0), "    # again\n")
     again = types.Position(cursor.line + 1, cursor.character)
     assert await kit.complete(client, uri, again) == ["recovered(value)"]
-    assert kit.statuses(client)[-1]["state"] == "idle"
+    # (idle follows the answer)
+    await kit.eventually(lambda: kit.statuses(client)[-1]["state"] == "idle", what="the idle status")
     assert len(kit.errors_shown(client)) == 1  # recovering says nothing
     return shown[0]
 
