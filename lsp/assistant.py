@@ -95,6 +95,7 @@ class Assistant:
         spec = self.store.spec("complete")
         max_new = min(settings.max_new_tokens, spec.max_new_tokens)
         stopper = _CompletionStopper(context, max_lines=settings.max_lines, doc=doc, offset=offset)
+        stopper.prepare()  # now, while the caller debounces, rather than when the answer is awaited
 
         async def ask(budget: Budget) -> str:
             prompt = self._prompt("complete", context, budget)
@@ -330,6 +331,11 @@ class _CompletionStopper:
             max_lines=self.max_lines,
             syntax=self.syntax,
         )
+
+    def prepare(self) -> None:
+        """Do the work every syntax question needs (the parse of the code around the cursor) now."""
+        if self.syntax is not None:
+            self._local()
 
     def parses(self, inserted: str) -> bool:
         if inserted not in self._parses:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from itertools import islice
 from typing import Protocol
 
 from lsp.chat_format import unescape
@@ -217,8 +218,9 @@ def strip_suffix_overlap(code: str, suffix: str) -> str:
     head = suffix[:_WINDOW]
     after = head.split("\n", 1)[0]
     code_lines = code.split("\n")
-    suffix_norm = [_norm(line) for line in head.split("\n") if line.strip()]
     code_norm = [_norm(line) for line in code_lines if line.strip()]
+    # (a suffix line further down than the code is long can never be repeated by it)
+    suffix_norm = list(islice((_norm(line) for line in head.split("\n") if line.strip()), len(code_norm) + 1))
     # Everything the model wrote is already there.
     if len(code_norm) > 1 and code_norm == suffix_norm[: len(code_norm)]:
         return ""

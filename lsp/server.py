@@ -63,7 +63,7 @@ class CodellamaServer(LanguageServer):
         self._assistant: Assistant | None = None
         self._completions_enabled = True
         self.tasks: set[asyncio.Task[Any]] = set()
-        self._parse_handle: asyncio.Handle | None = None
+        self._catch_up: asyncio.Handle | None = None
         self._idle: asyncio.TimerHandle | None = None
         self.pending_problems = problems
         self.exit_code = 0
@@ -135,21 +135,22 @@ class CodellamaServer(LanguageServer):
 
     # -- documents ----------------------------------------------------------------------------------
 
-    def parse_in_background(self) -> None:
-        """Finish the re-parses that edits left pending, one short slice per turn of the event loop, so that
-        messages are read and answered between slices."""
-        if self._parse_handle is None and self.documents.parsing:
-            self._parse_handle = asyncio.get_running_loop().call_soon(self._parse_slice)
+    def catch_up_later(self) -> None:
+        """Do the upkeep edits leave (a long re-parse, the definitions index) between messages: starting a
+        moment after the edit, so that the request that usually follows it is answered first, then one
+        short slice per turn of the event loop."""
+        if self._catch_up is None and self.documents.behind:
+            self._catch_up = asyncio.get_running_loop().call_later(AFTER_ANSWER, self._catch_up_slice)
 
-    def _parse_slice(self) -> None:
-        self._parse_handle = None
+    def _catch_up_slice(self) -> None:
+        self._catch_up = None
         try:
-            done = self.documents.parse_pending()
-        except Exception:  # a parse must never take the server down; the next read of the tree retries
-            log.exception("background parse failed")
+            done = self.documents.catch_up()
+        except Exception:  # upkeep must never take the server down; the next read of the tree retries
+            log.exception("background document upkeep failed")
             return
         if not done:
-            self._parse_handle = asyncio.get_running_loop().call_soon(self._parse_slice)
+            self._catch_up = asyncio.get_running_loop().call_soon(self._catch_up_slice)
 
     # -- backend ------------------------------------------------------------------------------------
 

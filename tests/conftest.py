@@ -38,6 +38,10 @@ class TGI:
     def streams(self) -> dict[str, Any]:
         return dict(self.http.get("/_control/streams").json())
 
+    def connections(self) -> list[tuple[str, int]]:
+        """Every request received, with the number of the TCP connection it came on."""
+        return [(hit, number) for hit, number in self.http.get("/_control/connections").json()]
+
     def close(self) -> None:
         self.http.close()
         self.process.terminate()

@@ -20,6 +20,7 @@ A scripted reply is a JSON object:
   drop_before: close the connection before answering anything (no status line)
 
 GET /_control/hits lists every request received ("METHOD /path"), control routes excepted.
+GET /_control/connections lists them as ["METHOD /path", n]: n numbers the TCP connection it came on.
 With --certfile/--keyfile it serves HTTPS.
 """
 
@@ -32,6 +33,7 @@ import re
 import ssl
 import sys
 import time
+import weakref
 from typing import Any
 
 from aiohttp import web
@@ -57,6 +59,7 @@ class State:
                         "gone_while_waiting": 0}
         self.closed_at: list[float] = []
         self.hits: list[str] = []
+        self.connections: list[tuple[str, int]] = []
 
     def next_reply(self) -> dict[str, Any]:
         return self.script.pop(0) if self.script else dict(self.default)
@@ -89,10 +92,14 @@ def pieces(text: str) -> list[str]:
 
 
 def create_app(state: State) -> web.Application:
+    connections: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
+
     @web.middleware
     async def record_hits(request: web.Request, handler: Any) -> web.StreamResponse:
         if not request.path.startswith("/_control/"):
             state.hits.append(f"{request.method} {request.path}")
+            number = connections.setdefault(request.transport, len(connections) + 1)
+            state.connections.append((state.hits[-1], number))
         response: web.StreamResponse = await handler(request)
         return response
 
@@ -316,6 +323,9 @@ def create_app(state: State) -> web.Application:
     async def control_hits(request: web.Request) -> web.Response:
         return web.json_response(state.hits)
 
+    async def control_connections(request: web.Request) -> web.Response:
+        return web.json_response(state.connections)
+
     async def control_script(request: web.Request) -> web.Response:
         body = await request.json()
         if isinstance(body, dict) and "default" in body:
@@ -346,6 +356,7 @@ def create_app(state: State) -> web.Application:
             web.get("/_control/requests", control_requests),
             web.get("/_control/streams", control_streams),
             web.get("/_control/hits", control_hits),
+            web.get("/_control/connections", control_connections),
         ]
     )
     return app

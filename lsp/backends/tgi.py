@@ -189,8 +189,8 @@ class TGIBackend:
             # Closing the response closes the connection mid-stream: TGI sees the client go away and
             # stops generating for us. After an answer, that waits until the answer is out; after a
             # failure or a cancellation it is done now.
-            if not ended:
-                self._warmer.cold = True  # its connection is closed: the next request would connect first
+            # a connection closed mid-response is gone: the next request would connect first
+            self._warmer.cold = not ended
             if answered and not self._closing:
                 asyncio.get_running_loop().call_later(AFTER_ANSWER, self._close_soon, response)
             else:

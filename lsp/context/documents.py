@@ -4,7 +4,7 @@ A :class:`Document` applies LSP content changes with ``tree.edit`` and an increm
 can be given a time budget: most edits re-parse in a millisecond or two, but one that leaves a bracket or a
 string open makes tree-sitter re-parse the rest of the file with error recovery (tens of milliseconds for a
 5,000-line file). Such a parse is suspended when its budget runs out and resumed later, in slices
-(:meth:`Document.parse_step`, :meth:`DocumentStore.parse_pending`), so that a server keeps answering while
+(:meth:`Document.parse_step`, :meth:`DocumentStore.catch_up`), so that a server keeps answering while
 it runs; a newer edit abandons it and starts again. Whoever reads :attr:`Document.tree` gets the finished
 tree. A :class:`DocumentStore` holds the open documents and bounds the memory their syntax trees take (a tree of a
 large file costs ~40 bytes per byte of source): the least recently used documents lose their tree, which is
@@ -44,7 +44,6 @@ log = logging.getLogger(__name__)
 
 DEFAULT_MAX_SIZE = 5 * 1024 * 1024  # bytes of UTF-8; larger documents are kept as plain text
 DEFAULT_TREE_BUDGET = 4 * 1024 * 1024  # bytes of source whose trees a store keeps in memory
-EAGER_INDEX_BYTES = 32 * 1024  # an edit whose syntax changes stay within this many bytes updates the index now
 PARSE_SLICE = 0.004  # seconds a re-parse runs before it is suspended, when the caller gives a budget
 READ_CHUNK = 64 * 1024  # bytes handed to tree-sitter per read while a parse can be suspended
 
@@ -177,6 +176,12 @@ class Document:
         return not self._pending and not self._index.stale
 
     @property
+    def index_stale(self) -> bool:
+        """Whether the document has a definitions index that edits have made stale (brought up to date when
+        next read, or by :meth:`DocumentStore.catch_up`)."""
+        return self._index is not None and self._tree is not None and not self.index_ready
+
+    @property
     def index(self) -> FileIndex | None:
         """The definitions and imports of the document, up to date; None for plain text."""
         if self._index is not None and self._tree is None and self._index_version == self.version:
@@ -254,13 +259,9 @@ class Document:
     def _reparsed(self, old: Tree, tree: Tree) -> None:
         self._tree = tree
         if self._index is not None:
+            # The index is brought up to date when next read, once for many keystrokes: not on the path of
+            # each of them (a completion reads it while it is debounced, typing through a suggestion never).
             self._index.invalidate((r.start_byte, r.end_byte) for r in old.changed_ranges(tree))
-            # keep the index of a document in use up to date now, so that context requests are fast,
-            # unless the syntax changed over a large part of the file (an unclosed bracket or string
-            # often does while typing): then it is done when next needed, once for many keystrokes
-            if self._index.dirty_size <= EAGER_INDEX_BYTES:
-                self._index.refresh(tree, self.data)
-                self._index_version = self.version
         self._parsed()
 
     def _parsed(self) -> None:
@@ -370,7 +371,7 @@ class DocumentStore:
 
     def change(self, uri: str, version: int, changes: Sequence[Change], *, budget: float | None = None) -> Document:
         """Apply the content changes of a ``didChange`` in order; with a ``budget``, a long re-parse is left
-        for :meth:`parse_pending` (see :meth:`Document.apply_changes`).
+        for :meth:`catch_up` (see :meth:`Document.apply_changes`).
 
         Raises :class:`UnknownDocument` if the document is not open and :class:`StaleVersion` if ``version``
         is not newer than the document's.
@@ -382,18 +383,23 @@ class DocumentStore:
         return doc
 
     @property
-    def parsing(self) -> bool:
-        """Whether an open document has a re-parse pending."""
-        return any(not doc.parsed and doc.has_tree for doc in self._docs.values())
+    def behind(self) -> bool:
+        """Whether an open document has a re-parse pending or a definitions index to bring up to date."""
+        return any(doc.has_tree and (not doc.parsed or doc.index_stale) for doc in self._docs.values())
 
-    def parse_pending(self, budget: float = PARSE_SLICE) -> bool:
-        """Spend at most about ``budget`` seconds on pending re-parses, the most recently used document
-        first; returns whether none is left."""
-        for doc in reversed(self._docs.values()):
-            if doc.has_tree and not doc.parsed:
-                doc.parse_step(budget)
-                break
-        return not self.parsing
+    def catch_up(self, budget: float = PARSE_SLICE) -> bool:
+        """Do one piece of the upkeep edits left for later, the most recently used document first: a slice
+        of at most about ``budget`` seconds of a pending re-parse, else the refresh of one definitions index.
+        Returns whether nothing is left."""
+        docs = [doc for doc in reversed(self._docs.values()) if doc.has_tree]
+        pending = next((doc for doc in docs if not doc.parsed), None)
+        if pending is not None:
+            pending.parse_step(budget)
+        else:
+            stale = next((doc for doc in docs if doc.index_stale), None)
+            if stale is not None:
+                stale.index  # noqa: B018 - brings it up to date
+        return not self.behind
 
     def close(self, uri: str) -> None:
         """Forget a document (closing an unknown document is not an error)."""

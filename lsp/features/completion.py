@@ -16,8 +16,12 @@ from lsp.server import CodellamaServer
 log = logging.getLogger(__name__)
 
 # The event loop wakes up to a millisecond after a timer is due (epoll's timeouts are whole milliseconds,
-# rounded up): aim half of that early, so that the model is called when the debounce ends, on average.
-TIMER_AIM = 0.0005
+# rounded up): the debounce's timer is set this much early, and the last of it is waited for by yielding to
+# the loop (which goes on serving messages) until the moment comes.
+TIMER_SPIN = 0.0012
+# The preparation (context and prompt) starts this much earlier than it took last time, so that it is done
+# when the debounce ends even when it takes a little longer.
+PREPARATION_MARGIN = 1.5, 0.001
 
 
 class _Preparation:
@@ -30,7 +34,8 @@ class _Preparation:
     def lead(self, debounce: float) -> float:
         # At most a quarter of the debounce: a request that types ahead of a prepared generation joins it,
         # so the model may be called that much sooner after the last keystroke than the debounce says.
-        return min(self.seconds, debounce / 4)
+        factor, extra = PREPARATION_MARGIN
+        return min(self.seconds * factor + extra, debounce / 4) if self.seconds else 0.0
 
     def observe(self, seconds: float) -> None:
         seconds = min(seconds, 0.05)  # one slow outlier (a garbage collection) must not set the pace
@@ -113,7 +118,10 @@ async def _complete(
         if started is not None:  # once: a retry with a shorter prompt is not preparation
             preparation.observe(loop.time() - started)
             started = None
-        await asyncio.sleep(max(0.0, model_at - loop.time() - TIMER_AIM))
+        if model_at - loop.time() > TIMER_SPIN:
+            await asyncio.sleep(model_at - loop.time() - TIMER_SPIN)
+        while loop.time() < model_at:  # noqa: ASYNC110 - a spin of at most TIMER_SPIN, by design
+            await asyncio.sleep(0)
 
     async def generate() -> str:
         # The context is built only for a generation (cache hits and superseded keystrokes cost none), in

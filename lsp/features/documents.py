@@ -34,7 +34,7 @@ def register(server: CodellamaServer) -> None:
             # A notification has no answer; the client will resend on open. Keep serving.
             log.warning("ignored change for %s: %s", params.text_document.uri, error)
             return
-        ls.parse_in_background()
+        ls.catch_up_later()
 
     @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
     def did_close(ls: CodellamaServer, params: types.DidCloseTextDocumentParams) -> None:

@@ -143,6 +143,8 @@ async def reset(client: LanguageClient, tgi: TGI, **extra: Any) -> None:
     uri, cursor = unique_doc(client)
     tgi.script({"text": "```python\nwarm_up()\n```"})
     assert await complete(client, uri, cursor) == ["warm_up()"]
+    # the idle status follows the answer: wait for it, so that it is not news in the next test
+    await eventually(lambda: bool(statuses(client)) and statuses(client)[-1]["state"] == "idle", what="idle status")
     client.text_document_did_close(types.DidCloseTextDocumentParams(types.TextDocumentIdentifier(uri)))
     tgi.reset()
     client.messages.clear()

@@ -166,6 +166,23 @@ def test_index_is_maintained_across_edits() -> None:
     assert names == ["area", "TOP", "Shape", "__init__", "explain"]
 
 
+def test_edits_leave_the_index_stale_for_the_store_to_catch_up() -> None:
+    """Keystrokes do not pay for the index: it goes stale, and the store's catch-up (what a server does
+    between messages) or the next read brings it up to date. Indexes never built are not built by it."""
+    store = DocumentStore()
+    doc = store.open("file:///w/shapes.py", "python", 1, PY)
+    other = store.open("file:///w/other.py", "python", 1, PY)
+    assert doc.index is not None and not store.behind and not other.index_stale
+    offset = PY.index("def describe")
+    store.change(doc.uri, 2, [("explain", lsp_range(doc.text, offset + 4, offset + 12))])
+    assert doc.index_stale and store.behind
+    assert store.catch_up()
+    assert not doc.index_stale and not store.behind
+    assert "explain" in [s.name for s in doc.index.definitions()]  # type: ignore[union-attr]
+    assert not other.index_ready  # (never asked for: still not built)
+    assert_index_consistent(doc)
+
+
 def test_uri_to_path() -> None:
     assert uri_to_path("file:///home/u/a%20b.py") == "/home/u/a b.py"
     assert uri_to_path("file:///c%3A/x/y.py") == "c:/x/y.py"
@@ -307,12 +324,12 @@ def test_suspended_parses_of_two_documents_in_one_language_do_not_mix() -> None:
     for i, text in enumerate(texts):
         at = text.index("  return total;", len(text) // 2)
         store.change(f"file:///w/{i}.js", 2, [("g([", lsp_range(text, at, at))], budget=0.0)
-    assert store.parsing
+    assert store.behind
     rounds = 0
-    while not store.parse_pending(0.001):
+    while not store.catch_up(0.001):
         rounds += 1
         assert rounds < 10_000
-    assert not store.parsing
+    assert not store.behind
     for i in range(2):
         doc = store.get(f"file:///w/{i}.js")
         assert list(nodes(doc.tree)) == list(nodes(fresh(doc).tree))  # type: ignore[arg-type]

@@ -1,0 +1,69 @@
+"""The TGI backend's connections to the model server: kept for the next request when a stream is read to its
+end; closed (so that TGI stops generating) when the reader stops early, and then replaced in the background
+before the next request needs one. Real HTTP to tests/tgi_server.py."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+
+import pytest
+
+from lsp.backends.base import GenerationRequest
+from lsp.backends.tgi import TGIBackend
+from lsp.chat_format import Message
+from lsp.config import resolve
+from tests.conftest import TGI
+
+REQUEST = GenerationRequest(messages=[Message("user", "def f():")], max_new_tokens=64)
+
+
+@pytest.fixture
+async def backend(tgi: TGI) -> AsyncIterator[TGIBackend]:
+    settings, _ = resolve({"endpoint": tgi.url}, {})
+    tgi_backend = TGIBackend(settings)
+    yield tgi_backend
+    await tgi_backend.aclose()
+
+
+async def eventually(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not predicate():
+        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
+        await asyncio.sleep(0.01)
+
+
+def connections_of(tgi: TGI, hit: str) -> list[int]:
+    return [number for seen, number in tgi.connections() if seen == hit]
+
+
+async def test_a_stream_read_to_its_end_leaves_its_connection_to_the_next(backend: TGIBackend, tgi: TGI) -> None:
+    tgi.script({"text": "one"}, {"text": "two"})
+    assert "".join([part async for part in backend.stream(REQUEST)]) == "one"
+    assert "".join([part async for part in backend.stream(REQUEST)]) == "two"
+    first, second = connections_of(tgi, "POST /generate_stream")
+    assert first == second
+
+
+async def test_a_stream_stopped_early_is_closed_and_a_warm_connection_waits(backend: TGIBackend, tgi: TGI) -> None:
+    tgi.script({"text": "x = 1\n" * 100, "chunk_delay": 0.01}, {"text": "two"})
+    stream = backend.stream(REQUEST)
+    await stream.__anext__()
+    await stream.aclose()  # the reader has its answer
+    await eventually(lambda: tgi.streams()["closed_early"] == 1)  # TGI sees the client go away
+
+    backend.warm()  # as while the next completion is debounced
+    await eventually(lambda: bool(connections_of(tgi, "GET /info")))
+    assert "".join([part async for part in backend.stream(REQUEST)]) == "two"
+    [stopped, second] = connections_of(tgi, "POST /generate_stream")
+    [warmed] = connections_of(tgi, "GET /info")
+    assert second == warmed != stopped  # no connection was opened while the user waited
+
+
+async def test_warming_is_a_no_op_while_a_connection_is_ready(backend: TGIBackend, tgi: TGI) -> None:
+    tgi.script({"text": "one"})
+    assert "".join([part async for part in backend.stream(REQUEST)]) == "one"
+    hits = len(tgi.connections())
+    backend.warm()
+    await asyncio.sleep(0.1)
+    assert len(tgi.connections()) == hits
