@@ -1,4 +1,4 @@
-"""didOpen / didChange through the real server: documents stay current while their re-parse runs in slices."""
+"""didOpen / didChange through the real server: documents stay current under fast typing."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ URI = "file:///tmp/project/records.js"
 
 def records(count: int) -> str:
     """A long JavaScript module: typing an open bracket in it makes tree-sitter re-parse the rest of the file
-    for longer than one parse slice, so the re-parse goes on between messages."""
+    with error recovery."""
     parts = ['import path from "path";\n']
     for i in range(count):
         parts.append(
@@ -36,7 +36,7 @@ async def client(lsp_client: LanguageClient, tgi: TGI):
     await lsp_client.shutdown_session()
 
 
-async def test_context_is_right_while_keystrokes_outrun_the_reparse(client: LanguageClient, tgi: TGI) -> None:
+async def test_context_is_right_after_fast_typing_with_an_open_bracket(client: LanguageClient, tgi: TGI) -> None:
     text = records(250)
     open_doc(client, URI, text, language="javascript")
     lines = text.split("\n")
