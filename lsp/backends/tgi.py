@@ -1,8 +1,10 @@
 """Text Generation Inference: `/generate_stream`, `/generate`, `/info` and `/tokenize` over one pooled client.
 
-The prompt is the exact CodeLlama-70B-Instruct text (TGI adds BOS itself). Payloads are validated with
-the `text-generation` package's pydantic types; its client is not used on the hot path (it opens a
-session per call and caps a whole stream at 10 s).
+The prompt is the exact CodeLlama-70B-Instruct text (TGI adds BOS itself). Answers are checked for the
+fields used (TGI's OpenAPI schema: `generated_text`; a stream event's `token.text`, `token.special`,
+`generated_text`); anything else a server adds is ignored. (The `text-generation` client package is not
+used: its pydantic types took ~0.5 s to import on the first completion, and its client opens a session
+per call and caps a whole stream at 10 s.)
 """
 
 from __future__ import annotations
@@ -13,11 +15,10 @@ import logging
 import re
 import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from pydantic import ValidationError
-from text_generation.types import Response, StreamResponse
 
 from lsp.backends.base import AFTER_ANSWER, GenerationRequest, ModelInfo
 from lsp.backends.http import (
@@ -124,12 +125,14 @@ class TGIBackend:
         )
         if isinstance(payload, list) and payload:
             payload = payload[0]
-        try:
-            response = Response.model_validate(_with_defaults(payload))
-        except ValidationError as error:
-            raise BadResponse(f"{display_url(self.endpoint)}/generate answered an unexpected shape: {error}") from error
+        text = payload.get("generated_text") if isinstance(payload, dict) else None
+        if not isinstance(text, str):
+            raise BadResponse(
+                f"{display_url(self.endpoint)}/generate answered an unexpected shape: no generated_text in "
+                f"{json.dumps(payload)[:200]}"
+            )
         cutter = StopCutter(body["parameters"]["stop"])
-        return cutter.feed(response.generated_text) + cutter.flush()
+        return cutter.feed(text) + cutter.flush()
 
     def stream(self, request: GenerationRequest) -> AsyncIterator[str]:
         # The HTTP request is built now, while the caller may still be debouncing: not after.
@@ -157,7 +160,7 @@ class TGIBackend:
                 event = self._parse_event(data)
                 if event is None:
                     continue
-                text = "" if event.token.special and event.token.text == STEP else event.token.text
+                text = "" if event.special and event.text == STEP else event.text
                 out = cutter.feed(text)
                 if out:
                     yield out
@@ -260,7 +263,7 @@ class TGIBackend:
             raise status_error(response.status_code, content, response.headers, self.endpoint)
         return response
 
-    def _parse_event(self, data: str) -> StreamResponse | None:
+    def _parse_event(self, data: str) -> _Event | None:
         try:
             payload = json.loads(data)
         except ValueError as error:
@@ -269,10 +272,16 @@ class TGIBackend:
             raise BadResponse(f"The model server sent an unexpected stream event: {data[:200]!r}")
         if "error" in payload:
             raise event_error(payload, self.endpoint)
-        try:
-            return StreamResponse.model_validate(payload)
-        except ValidationError as error:
-            raise BadResponse(f"The model server sent a malformed stream event: {data[:200]!r}") from error
+        token = payload.get("token")
+        generated = payload.get("generated_text")
+        if (
+            not isinstance(token, dict)
+            or not isinstance(token.get("text"), str)
+            or not isinstance(token.get("special", False), bool)
+            or not (generated is None or isinstance(generated, str))
+        ):
+            raise BadResponse(f"The model server sent a malformed stream event: {data[:200]!r}")
+        return _Event(token["text"], token.get("special", False), generated)
 
     async def _get_json(self, path: str) -> Any:
         return await request_json(self._client, self.endpoint, "GET", path)
@@ -281,11 +290,10 @@ class TGIBackend:
         return await request_json(self._client, self.endpoint, "POST", path, body)
 
 
-def _with_defaults(payload: Any) -> Any:
-    """TGI omits `details` unless asked and older servers omit fields the client types require."""
-    if isinstance(payload, dict) and isinstance(payload.get("details"), dict):
-        details = dict(payload["details"])
-        details.setdefault("prefill", [])
-        details.setdefault("tokens", [])
-        return {**payload, "details": details}
-    return payload
+@dataclass(frozen=True)
+class _Event:
+    """What is used of a `/generate_stream` event."""
+
+    text: str
+    special: bool
+    generated_text: str | None

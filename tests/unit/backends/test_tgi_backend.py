@@ -1,6 +1,6 @@
-"""The TGI backend's connections to the model server: kept for the next request when a stream is read to its
-end; closed (so that TGI stops generating) when the reader stops early, and then replaced in the background
-before the next request needs one. Real HTTP to tests/tgi_server.py."""
+"""The TGI backend against tests/tgi_server.py over real HTTP: a connection is kept for the next request when
+a stream is read to its end, closed (so that TGI stops generating) when the reader stops early and then
+replaced in the background before the next request needs one; stream events are checked for what is used."""
 
 from __future__ import annotations
 
@@ -67,3 +67,25 @@ async def test_warming_is_a_no_op_while_a_connection_is_ready(backend: TGIBacken
     backend.warm()
     await asyncio.sleep(0.1)
     assert len(tgi.connections()) == hits
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        '{"token": {"text": 5}}',
+        '{"token": "x"}',
+        '{"generated_text": null}',
+        '{"token": {"text": "a", "special": "no"}}',
+        '{"token": {"text": "a"}, "generated_text": 3}',
+    ],
+)
+async def test_a_malformed_stream_event_is_a_bad_response(backend: TGIBackend, event: str) -> None:
+    from lsp.errors import BadResponse
+
+    with pytest.raises(BadResponse, match="malformed stream event"):
+        backend._parse_event(event)
+
+
+async def test_stream_events_need_only_the_fields_used(backend: TGIBackend) -> None:
+    event = backend._parse_event('{"token": {"text": "a", "id": 1, "future": true}, "generated_text": null}')
+    assert event is not None and (event.text, event.special, event.generated_text) == ("a", False, None)
