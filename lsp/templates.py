@@ -34,12 +34,16 @@ class Safe(str):
 
 
 def fence(text: Any, language: str = "") -> Safe:
+    """A Markdown code block for a prompt: the text escaped (see :func:`code_block`)."""
+    return Safe(code_block(escape(str(text)), language))
+
+
+def code_block(text: str, language: str = "") -> str:
     """A Markdown code block whose fence is longer than any backtick run inside, so code can't close it."""
-    body = escape(str(text)).rstrip("\n")
+    body = text.rstrip("\n")
     longest = max((len(run) for run in _backtick_runs(body)), default=0)
     ticks = "`" * max(3, longest + 1)
-    tag = _fence_tag(language)
-    return Safe(f"{ticks}{tag}\n{body}\n{ticks}")
+    return f"{ticks}{_fence_tag(language)}\n{body}\n{ticks}"
 
 
 def cursor_fence(prefix: Any, suffix: Any, language: str = "") -> Safe:

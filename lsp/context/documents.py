@@ -18,6 +18,7 @@ separate stores may live in separate threads).
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
@@ -216,6 +217,19 @@ class Document:
     def _parsed(self) -> None:
         if self.on_parse is not None:
             self.on_parse(self)
+
+    def snapshot(self) -> Document:
+        """The document as it is now, unaffected by later edits (which change a Document in place: its text,
+        and its tree through ``tree.edit``). The copy gets its own tree (a tree-sitter copy is cheap: shared,
+        copy-on-write) and no definitions index (it builds its own if it is ever asked); it is in no store."""
+        tree = self.tree  # parses a tree the store dropped
+        self.lines  # noqa: B018 - computed once here rather than in both copies
+        snapshot = copy.copy(self)
+        snapshot._tree = tree.copy() if tree is not None else None
+        snapshot._index = None
+        snapshot._index_version = -1
+        snapshot.on_parse = None
+        return snapshot
 
     def drop_tree(self) -> None:
         """Free the tree (the store's memory bound) with the line index and the UTF-8 copy of the text; they

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import copy
 import logging
 
 from lsprotocol import types
@@ -12,6 +11,7 @@ from lsp.context.documents import Document
 from lsp.errors import CodellamaError
 from lsp.features.common import document, offset, to_range
 from lsp.server import CodellamaServer
+from lsp.templates import code_block
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +80,7 @@ def register(server: CodellamaServer) -> None:
             label=(word + first_line).strip()[:80] or first_line[:80],
             kind=types.CompletionItemKind.Snippet,
             detail="CodeLlama",
-            documentation=types.MarkupContent(kind=types.MarkupKind.Markdown, value=f"```\n{word + text}\n```"),
+            documentation=_documentation(ls, word + text),
             filter_text=word + first_line,
             insert_text_format=types.InsertTextFormat.PlainText,
             text_edit=types.TextEdit(range=to_range(snapshot, word_start, at), new_text=word + text),
@@ -105,7 +105,7 @@ async def _complete(
         return doc, ""
     flow = ls.completion_flow
     flow.bind(assistant)
-    snapshot = _snapshot(doc)
+    snapshot = doc.snapshot()
     uri = doc.uri
     loop = asyncio.get_running_loop()
     wait = 0.0 if invoked else settings.debounce_ms / 1000  # none when the user asked explicitly
@@ -152,14 +152,12 @@ async def _complete(
     return snapshot, text
 
 
-def _snapshot(doc: Document) -> Document:
-    """The document as it is now. Edits change a Document in place (its text, and its tree through
-    `tree.edit`), so the copy gets its own tree (a tree-sitter copy is cheap: shared, copy-on-write) and no
-    definitions index (the live one is updated in place; the copy builds its own if it is ever asked)."""
-    tree = doc.tree  # parses a tree the store dropped
-    doc.lines  # noqa: B018 - computed once here rather than in both copies
-    snapshot = copy.copy(doc)
-    snapshot._tree = tree.copy() if tree is not None else None
-    snapshot._index = None
-    snapshot.on_parse = None
-    return snapshot
+def _documentation(ls: CodellamaServer, code: str) -> str | types.MarkupContent:
+    """The suggestion shown in full beside the list: as a Markdown code block where the client reads
+    Markdown there, else as plain text (LSP: only the formats the client lists)."""
+    text_document = ls.client_capabilities.text_document
+    completion = text_document.completion if text_document else None
+    item = completion.completion_item if completion else None
+    if item and item.documentation_format and types.MarkupKind.Markdown in item.documentation_format:
+        return types.MarkupContent(kind=types.MarkupKind.Markdown, value=code_block(code))
+    return code

@@ -77,6 +77,8 @@ async def test_classic_completion_has_a_text_edit_from_the_word_start(client: La
     assert isinstance(item.text_edit, types.TextEdit)
     assert item.text_edit.range == types.Range(types.Position(4, 14), types.Position(4, 16))
     assert item.text_edit.new_text == "getcwd()"
+    # this client lists no documentation formats: plain text, not Markdown (LSP: only formats it lists)
+    assert item.documentation == "getcwd()"
 
 
 async def test_cancelled_completion_closes_the_tgi_stream(client: LanguageClient, tgi: TGI) -> None:

@@ -183,6 +183,20 @@ def test_edits_leave_the_index_stale_for_the_store_to_catch_up() -> None:
     assert_index_consistent(doc)
 
 
+def test_a_snapshot_is_unaffected_by_later_edits() -> None:
+    store = DocumentStore()
+    doc = store.open("file:///w/shapes.py", "python", 1, PY)
+    assert doc.index is not None
+    snapshot = doc.snapshot()
+    offset = PY.index("def describe")
+    store.change(doc.uri, 2, [("explain", lsp_range(doc.text, offset + 4, offset + 12))])
+    assert snapshot.text == PY and snapshot.version == 1 and "explain" in doc.text
+    assert list(nodes(snapshot.tree)) == list(nodes(fresh(snapshot).tree))  # type: ignore[arg-type]
+    assert "describe" in [s.name for s in snapshot.index.definitions()]  # type: ignore[union-attr]
+    assert "explain" in [s.name for s in doc.index.definitions()]
+    assert snapshot.uri not in store or store.get(snapshot.uri) is doc
+
+
 def test_uri_to_path() -> None:
     assert uri_to_path("file:///home/u/a%20b.py") == "/home/u/a b.py"
     assert uri_to_path("file:///c%3A/x/y.py") == "c:/x/y.py"
