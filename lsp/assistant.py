@@ -250,8 +250,9 @@ class Assistant:
             raise
         reply = "".join(parts)
         self._calibrate(prompt)
-        ms = round((time.perf_counter() - started) * 1000)
-        log.info("model call %s", fields(**call, outcome="ok", prompt_tokens=prompt.tokens, chunks=chunks, ms=ms))
+        if log.isEnabledFor(logging.INFO):  # (formatting the record is work on the answer's path)
+            ms = round((time.perf_counter() - started) * 1000)
+            log.info("model call %s", fields(**call, outcome="ok", prompt_tokens=prompt.tokens, chunks=chunks, ms=ms))
         return reply
 
     def _calibrate(self, prompt: BuiltPrompt) -> None:
