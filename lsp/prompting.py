@@ -23,6 +23,8 @@ from lsp.tokens import TokenCounter
 NEAR_PREFIX_SHARE = 0.45
 NEAR_SUFFIX_SHARE = 0.12
 BOS_TOKENS = 1
+_LIST_PARTS = frozenset({"scopes", "imports", "definitions", "outline"})
+_SECTIONS: dict[tuple[Any, ...], int] = {}  # (store, counter, action, language, path, part) -> section tokens
 
 
 _escape_line = functools.lru_cache(maxsize=65536)(escape)
@@ -126,10 +128,33 @@ def build_prompt(
             f"the budget is {budget.prompt_tokens}"
         )
     slack = max(16, budget.prompt_tokens // 32)
-    chosen = _pack(_chunks(context, counter, action), max(0, free - slack))
+
+    def section(part: str, first: _Chunk) -> int:
+        """The tokens a list part's section adds beyond its items (its heading and fence): the empty
+        template has no such section. Measured once per template, language and path."""
+        key = (id(store), id(counter), action, context.language, context.path, part)
+        if key not in _SECTIONS:
+            _, _, with_one = measure({**empty, **_assemble(context, [first])})
+            _SECTIONS[key] = max(0, with_one - base - first.cost)
+            while len(_SECTIONS) > 512:
+                del _SECTIONS[next(iter(_SECTIONS))]
+        return _SECTIONS[key]
+
+    candidates = _chunks(context, counter, action)
+    firsts: dict[str, _Chunk] = {}
+    for part in sorted(_LIST_PARTS & candidates.keys()):
+        items = list(candidates[part])
+        candidates[part] = iter(items)
+        if items:
+            firsts[part] = items[0]
+    # the sections of the parts that may appear are set aside before packing, so that the estimate stays
+    # within the budget and the whole prompt rarely needs counting again
+    reserved = sum(section(part, first) for part, first in firsts.items())
+    chosen = _pack(candidates, max(0, free - slack - reserved))
     for _ in range(8):
         variables = {**fixed, **_assemble(context, chosen)}
-        estimate = base + sum(c.cost for c in chosen) + slack
+        present = {c.part for c in chosen} & _LIST_PARTS
+        estimate = base + sum(c.cost for c in chosen) + slack + sum(section(part, firsts[part]) for part in present)
         # Escaped text (zero-width spaces) tokenizes unlike its parts: count those prompts whole.
         escaped = any(_escape_line(c.text) != c.text for c in chosen)
         if verify or escaped or estimate > budget.prompt_tokens:
