@@ -236,7 +236,7 @@ class Document:
         are computed again when next needed. The definitions index is brought up to date and kept."""
         if self._tree is None:
             return
-        self.index  # noqa: B018 - bring the index up to date while the tree is there (finishes a parse)
+        self.index  # noqa: B018 - bring the index up to date while the tree is there
         self._tree = None
         self._evicted = True
         self._lines = None

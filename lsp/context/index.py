@@ -236,11 +236,6 @@ class FileIndex:
     def stale(self) -> bool:
         return bool(self._dirty)
 
-    @property
-    def dirty_size(self) -> int:
-        """Bytes to query again at the next refresh."""
-        return sum(hi - lo for lo, hi in _merge(self._dirty))
-
     def apply_edit(self, start: int, old_end: int, new_end: int) -> None:
         """Record an edit (bytes ``[start, old_end)`` replaced, the new text ends at ``new_end``)."""
         delta = new_end - old_end

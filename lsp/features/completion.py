@@ -19,8 +19,8 @@ log = logging.getLogger(__name__)
 # rounded up): the debounce's timer is set this much early, and the last of it is waited for by yielding to
 # the loop (which goes on serving messages) until the moment comes.
 TIMER_SPIN = 0.0012
-# The preparation (context and prompt) starts this much earlier than it took last time, so that it is done
-# when the debounce ends even when it takes a little longer.
+# The preparation (context and prompt) starts this long before the debounce ends: its average duration times
+# the factor, plus the seconds, so that it is done in time even when it takes a little longer.
 PREPARATION_MARGIN = 1.5, 0.001
 
 
