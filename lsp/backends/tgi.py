@@ -219,18 +219,19 @@ class TGIBackend:
     def _close_soon(self, response: httpx.Response) -> None:
         if response in self._responses:  # (else aclose() closed it meanwhile)
             self._responses.discard(response)
-            closing = asyncio.ensure_future(self._close(response))
-            self._closers.add(closing)
-            closing.add_done_callback(self._closers.discard)
+            self._start_closing(response)
 
     async def _close(self, response: httpx.Response) -> None:
         """Close a response even when this task is cancelled again meanwhile (the user typed on while the
         first cancellation was being handled): an interrupted close leaves the pool's connection busy for
         ever, and a pool that runs out of connections stops answering."""
+        await asyncio.shield(self._start_closing(response))
+
+    def _start_closing(self, response: httpx.Response) -> asyncio.Task[None]:
         closing = asyncio.ensure_future(response.aclose())
         self._closers.add(closing)  # a strong reference: the loop keeps only weak ones
         closing.add_done_callback(self._closers.discard)
-        await asyncio.shield(closing)
+        return closing
 
     async def aclose(self) -> None:
         """Close every stream still open (their readers get an error at once, and TGI sees the client
