@@ -136,21 +136,21 @@ class CodellamaServer(LanguageServer):
     # -- documents ----------------------------------------------------------------------------------
 
     def catch_up_later(self) -> None:
-        """Bring the definitions indexes edits made stale up to date between messages: a moment after the
-        edit, so that the request that usually follows it is answered first, then one per turn of the event
-        loop."""
+        """Do the upkeep edits leave (a long re-parse, the definitions index) between messages: starting a
+        moment after the edit, so that the request that usually follows it is answered first, then one
+        short slice per turn of the event loop."""
         if self._catch_up is None and self.documents.behind:
-            self._catch_up = asyncio.get_running_loop().call_later(AFTER_ANSWER, self._catch_up_step)
+            self._catch_up = asyncio.get_running_loop().call_later(AFTER_ANSWER, self._catch_up_slice)
 
-    def _catch_up_step(self) -> None:
+    def _catch_up_slice(self) -> None:
         self._catch_up = None
         try:
             done = self.documents.catch_up()
-        except Exception:  # upkeep must never take the server down; the next read of the index retries
+        except Exception:  # upkeep must never take the server down; the next read of the tree retries
             log.exception("background document upkeep failed")
             return
         if not done:
-            self._catch_up = asyncio.get_running_loop().call_soon(self._catch_up_step)
+            self._catch_up = asyncio.get_running_loop().call_soon(self._catch_up_slice)
 
     # -- backend ------------------------------------------------------------------------------------
 

@@ -1,16 +1,16 @@
 """Open documents: text, line index, syntax tree kept up to date incrementally, definitions index.
 
-A :class:`Document` applies LSP content changes with ``tree.edit`` and an incremental re-parse; its
-definitions index is marked stale by edits and brought up to date when next read (or by
-:meth:`DocumentStore.catch_up`, which a server runs between messages), not on every keystroke.
+A :class:`Document` applies LSP content changes with ``tree.edit`` and an incremental re-parse. The re-parse
+can be given a time budget: most edits re-parse in a millisecond or two, but one that leaves a bracket or a
+string open makes tree-sitter re-parse the rest of the file with error recovery (tens of milliseconds for a
+5,000-line file). Such a parse is suspended when its budget runs out and resumed later, in slices
+(:meth:`Document.parse_step`, :meth:`DocumentStore.catch_up`; see :mod:`.resumable`), so that a server keeps
+answering while it runs; a newer edit abandons it and starts again. Whoever reads :attr:`Document.tree` gets
+the finished tree.
 
-A :class:`DocumentStore` holds the open documents and bounds the memory their syntax trees take (a tree of
-a large file costs ~40 bytes per byte of source): the least recently used documents lose their tree, which
-is parsed again if needed; their definitions index is kept, so cross-file context still works.
-
-Re-parses are not cut into time slices: tree-sitter can suspend a parse only when it reads the text through
-a Python callback, and py-tree-sitter 0.25 and 0.26 keep a reference to every chunk such a callback returns
-(measured: ~10 MB more resident memory per line typed in a 5,000-line file).
+A :class:`DocumentStore` holds the open documents and bounds the memory their syntax trees take (a tree of a
+large file costs ~40 bytes per byte of source): the least recently used documents lose their tree, which is
+parsed again if needed; their definitions index is kept, so cross-file context still works.
 
 Not thread safe: use a store and its documents from one thread at a time (parsers are per thread, so
 separate stores may live in separate threads).
@@ -24,11 +24,12 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from urllib.parse import unquote, urlparse
 
-from tree_sitter import Tree
+from tree_sitter import Parser, Tree
 
 from .index import FileIndex
 from .languages import Language, language_for, parser_for
 from .positions import LineIndex, encode, point_after
+from .resumable import parse_within
 
 __all__ = [
     "DEFAULT_MAX_SIZE",
@@ -46,6 +47,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_MAX_SIZE = 5 * 1024 * 1024  # bytes of UTF-8; larger documents are kept as plain text
 DEFAULT_TREE_BUDGET = 4 * 1024 * 1024  # bytes of source whose trees a store keeps in memory
+PARSE_SLICE = 0.004  # seconds a re-parse runs before it is suspended, when the caller gives a budget
 
 Range = tuple[tuple[int, int], tuple[int, int]]  # ((start line, start utf16), (end line, end utf16))
 Change = tuple[str, Range | None]  # (text, range); range None = the whole document
@@ -102,6 +104,8 @@ class Document:
         self._data: bytes | None = None
         self._lines: LineIndex | None = None
         self._tree: Tree | None = None
+        self._pending = False  # the text changed since _tree was parsed; _tree is edited to match it
+        self._parser: Parser | None = None  # holds this document's suspended parse, if any
         self._evicted = False
         self._index: FileIndex | None = None
         self._index_version = -1  # version the index describes when the tree is gone
@@ -143,10 +147,21 @@ class Document:
     @property
     def tree(self) -> Tree | None:
         """The syntax tree of the current text, or None for plain text (unknown language, huge or binary
-        document). A tree dropped by the store to save memory is parsed again here."""
-        if self._tree is None and self._evicted:
+        document).
+
+        A re-parse left pending by :meth:`apply_changes` is finished here, and a tree dropped by the store to
+        save memory is parsed again.
+        """
+        if self._pending:
+            self.parse_step(None)
+        elif self._tree is None and self._evicted:
             self._parse(None)
         return self._tree
+
+    @property
+    def parsed(self) -> bool:
+        """Whether :attr:`tree` is available without parsing (true for plain text)."""
+        return not self._pending and not (self._tree is None and self._evicted)
 
     @property
     def has_tree(self) -> bool:
@@ -160,7 +175,7 @@ class Document:
             return False
         if self._tree is None:
             return self._index_version == self.version
-        return not self._index.stale
+        return not self._pending and not self._index.stale
 
     @property
     def index_stale(self) -> bool:
@@ -190,8 +205,9 @@ class Document:
 
     # ------------------------------------------------------------------ parsing
     def _parse(self, old: Tree | None) -> None:
-        """Parse the whole text (``old`` None) or re-parse it from ``old``, edited to match."""
+        """Parse the whole text (``old`` None) or re-parse it from ``old``, edited to match, at once."""
         self._evicted = False
+        self._abandon()
         if not self.parseable:
             self._tree = None
             self._index = None
@@ -205,6 +221,35 @@ class Document:
             self._parsed()
         else:
             self._reparsed(old, parser.parse(self.data, old))
+
+    def parse_step(self, budget: float | None = None) -> bool:
+        """Go on with a pending re-parse for at most ``budget`` seconds (None: until it is done).
+
+        Returns whether the tree now matches the text. A suspended parse resumes where it stopped.
+        """
+        if not self._pending:
+            return True
+        old = self._tree
+        assert old is not None and self._language is not None
+        if budget is None:
+            tree = (self._parser or parser_for(self._language)).parse(self.data, old)
+        else:
+            if self._parser is None:
+                self._parser = self._language.new_parser()
+            parsed = parse_within(self._parser, self.data, old, budget)
+            if parsed is None:
+                return False
+            tree = parsed
+        self._parser = None
+        self._pending = False
+        self._reparsed(old, tree)
+        return True
+
+    def _abandon(self) -> None:
+        """Forget a suspended parse (the text it was reading is changing)."""
+        if self._parser is not None:
+            self._parser.reset()
+            self._parser = None
 
     def _reparsed(self, old: Tree, tree: Tree) -> None:
         self._tree = tree
@@ -243,12 +288,17 @@ class Document:
         self._data = None
 
     # ------------------------------------------------------------------ changes
-    def apply_change(self, text: str, range: Range | None, version: int) -> None:
+    def apply_change(self, text: str, range: Range | None, version: int, *, budget: float | None = None) -> None:
         """Apply one LSP content change: ``range`` None replaces the whole document."""
-        self.apply_changes([(text, range)], version)
+        self.apply_changes([(text, range)], version, budget=budget)
 
-    def apply_changes(self, changes: Sequence[Change], version: int) -> None:
-        """Apply LSP content changes in order, editing the tree for each, then re-parse once."""
+    def apply_changes(self, changes: Sequence[Change], version: int, *, budget: float | None = None) -> None:
+        """Apply LSP content changes in order, editing the tree for each, then re-parse once.
+
+        With a ``budget`` (seconds), an incremental re-parse that takes longer is left pending
+        (:attr:`parsed` false) for :meth:`parse_step` or the next read of :attr:`tree` to finish.
+        """
+        self._abandon()
         tree = self._tree
         reparse = False
         for text, rng in changes:
@@ -289,9 +339,15 @@ class Document:
         if tree is None and self._evicted:
             self._index = None  # parsed again when needed
             return
-        self._parse(tree if tree is not None and self.parseable else None)
+        if tree is None or not self.parseable:
+            self._pending = False
+            self._parse(None)
+            return
+        self._pending = True
+        self.parse_step(budget)
 
     def _replace_all(self, text: str) -> None:
+        self._pending = False
         self._text = text
         self._data = None
         self._lines = None
@@ -321,8 +377,9 @@ class DocumentStore:
         self._parsed(doc)
         return doc
 
-    def change(self, uri: str, version: int, changes: Sequence[Change]) -> Document:
-        """Apply the content changes of a ``didChange`` in order.
+    def change(self, uri: str, version: int, changes: Sequence[Change], *, budget: float | None = None) -> Document:
+        """Apply the content changes of a ``didChange`` in order; with a ``budget``, a long re-parse is left
+        for :meth:`catch_up` (see :meth:`Document.apply_changes`).
 
         Raises :class:`UnknownDocument` if the document is not open and :class:`StaleVersion` if ``version``
         is not newer than the document's.
@@ -330,20 +387,26 @@ class DocumentStore:
         doc = self.get(uri)
         if version <= doc.version:
             raise StaleVersion(f"{uri}: version {version} is not newer than {doc.version}")
-        doc.apply_changes(changes, version)
+        doc.apply_changes(changes, version, budget=budget)
         return doc
 
     @property
     def behind(self) -> bool:
-        """Whether an open document has a definitions index to bring up to date."""
-        return any(doc.index_stale for doc in self._docs.values())
+        """Whether an open document has a re-parse pending or a definitions index to bring up to date."""
+        return any(doc.has_tree and (not doc.parsed or doc.index_stale) for doc in self._docs.values())
 
-    def catch_up(self) -> bool:
-        """Bring one definitions index up to date, the most recently used document's first; returns whether
-        none is left stale."""
-        stale = next((doc for doc in reversed(self._docs.values()) if doc.index_stale), None)
-        if stale is not None:
-            stale.index  # noqa: B018 - brings it up to date
+    def catch_up(self, budget: float = PARSE_SLICE) -> bool:
+        """Do one piece of the upkeep edits left for later, the most recently used document first: a slice
+        of at most about ``budget`` seconds of a pending re-parse, else the refresh of one definitions index.
+        Returns whether nothing is left."""
+        docs = [doc for doc in reversed(self._docs.values()) if doc.has_tree]
+        pending = next((doc for doc in docs if not doc.parsed), None)
+        if pending is not None:
+            pending.parse_step(budget)
+        else:
+            stale = next((doc for doc in docs if doc.index_stale), None)
+            if stale is not None:
+                stale.index  # noqa: B018 - brings it up to date
         return not self.behind
 
     def close(self, uri: str) -> None:

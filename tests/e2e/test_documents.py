@@ -1,11 +1,16 @@
-"""didOpen / didChange through the real server: documents stay current under fast typing."""
+"""didOpen / didChange through the real server: documents stay current while their re-parse runs in slices."""
 
 from __future__ import annotations
 
+import asyncio
+from pathlib import Path
+
+import pytest
 import pytest_lsp
 from lsprotocol import types
 from pytest_lsp import ClientServerConfig, LanguageClient
 
+from lsp.features.lifecycle import STATS_METHOD
 from tests.conftest import TGI, clean_env, server_command
 from tests.e2e.helpers import edit_doc, initialize, open_doc
 from tests.e2e.kit import complete
@@ -15,7 +20,7 @@ URI = "file:///tmp/project/records.js"
 
 def records(count: int) -> str:
     """A long JavaScript module: typing an open bracket in it makes tree-sitter re-parse the rest of the file
-    with error recovery."""
+    for longer than one parse slice, so the re-parse goes on between messages."""
     parts = ['import path from "path";\n']
     for i in range(count):
         parts.append(
@@ -36,7 +41,7 @@ async def client(lsp_client: LanguageClient, tgi: TGI):
     await lsp_client.shutdown_session()
 
 
-async def test_context_is_right_after_fast_typing_with_an_open_bracket(client: LanguageClient, tgi: TGI) -> None:
+async def test_context_is_right_while_keystrokes_outrun_the_reparse(client: LanguageClient, tgi: TGI) -> None:
     text = records(250)
     open_doc(client, URI, text, language="javascript")
     lines = text.split("\n")
@@ -66,3 +71,34 @@ async def test_context_is_right_after_fast_typing_with_an_open_bracket(client: L
     [body] = tgi.requests()
     assert "compute(this.items[index]);\n<CURSOR>" in body["inputs"]
     assert "function helper200(value, scale = 1)" in body["inputs"]
+
+
+def _rss_kb(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads the server's memory from /proc")
+async def test_typing_lines_into_a_long_file_keeps_the_server_memory_flat(client: LanguageClient) -> None:
+    """Each keystroke with a bracket open re-parses the rest of the file in slices: those must not keep
+    what they read (py-tree-sitter leaks the chunks a parse reads through a callback unless given back)."""
+    assert client._server is not None
+    pid = client._server.pid
+    text = records(250)
+    open_doc(client, URI, text, language="javascript")
+    lines = text.split("\n")
+    row = next(i for i, line in enumerate(lines) if line.startswith("export function helper20(")) + 1
+    typed = "  const value = compute(this.items[index], [\n"
+    version = 1
+    sizes = []
+    for line in range(8):
+        for column, char in enumerate(typed):
+            version += 1
+            edit_doc(client, URI, version, (row + line, column), (row + line, column), char)
+            await asyncio.sleep(0.005)  # the slices of the re-parse run between keystrokes
+        await client.protocol.send_request_async(STATS_METHOD, {})  # the server has handled every keystroke
+        sizes.append(_rss_kb(pid))
+    growth_mb = (sizes[-1] - sizes[1]) / 1024
+    assert growth_mb < 8, f"server memory grew {growth_mb:.1f} MB over 6 lines: {sizes}"

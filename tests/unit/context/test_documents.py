@@ -283,3 +283,102 @@ def test_default_size_limit_keeps_huge_documents_as_text() -> None:
     assert ctx.language == "Python" and ctx.scopes == [] and len(ctx.prefix) == len(text) // 2
     doc.apply_change("y", ((3, 0), (3, 1)), 2)
     assert doc.text.split("\n")[3] == "y = 1" and doc.tree is None
+
+
+# ---------------------------------------------------------------------------------------------- suspended re-parses
+def _big_javascript(functions: int = 400) -> str:
+    return "".join(
+        f"export function helper{i}(value, scale = 1) {{\n  let total = 0;\n"
+        f"  for (let step = 0; step < {i % 7 + 2}; step++) {{\n    total += value * scale + helper{i}(step);\n  }}\n"
+        "  return total;\n}\n\n"
+        for i in range(functions)
+    )
+
+
+def test_a_long_reparse_is_suspended_and_resumed_in_slices() -> None:
+    """Opening a bracket makes tree-sitter re-parse the rest of the file: with a budget the edit returns
+    at once, the parse goes on slice by slice, and the finished tree is the one an unbounded parse gives."""
+    text = _big_javascript()
+    doc = Document("file:///w/big.js", "javascript", 1, text)
+    reference = Document("file:///w/big.js", "javascript", 1, text)
+    at = text.index("  return total;", len(text) // 2)
+    typed = "compute(this.items["
+    for i, char in enumerate(typed):
+        doc.apply_change(char, lsp_range(doc.text, at + i, at + i), doc.version + 1, budget=0.0)
+        reference.apply_change(char, lsp_range(reference.text, at + i, at + i), reference.version + 1)
+    assert not doc.parsed and doc.has_tree
+    steps = 1
+    while not doc.parse_step(0.0):  # (tree-sitter makes some progress before it checks the time)
+        steps += 1
+    assert steps > 1 and doc.parsed
+    assert list(nodes(doc.tree)) == list(nodes(reference.tree))  # type: ignore[arg-type]
+    assert symbols(doc) == symbols(reference)
+
+
+def test_reading_the_tree_finishes_a_pending_parse_and_a_new_edit_restarts_it() -> None:
+    text = _big_javascript()
+    doc = Document("file:///w/big.js", "javascript", 1, text)
+    at = text.index("  return total;", len(text) // 2)
+    doc.apply_change("f(", lsp_range(doc.text, at, at), 2, budget=0.0)
+    assert not doc.parsed
+    doc.parse_step(0.0)  # part of the way, then the user types on
+    doc.apply_change(");", lsp_range(doc.text, at + 2, at + 2), 3, budget=0.0)
+    tree = doc.tree
+    assert doc.parsed and tree is not None
+    assert list(nodes(tree)) == list(nodes(fresh(doc).tree))  # type: ignore[arg-type]
+    assert not tree.root_node.has_error  # "f();" closed the bracket again
+    assert_index_consistent(doc)
+
+
+def test_suspended_parses_of_two_documents_in_one_language_do_not_mix() -> None:
+    store = DocumentStore()
+    texts = [_big_javascript(300), _big_javascript(200).replace("helper", "util")]
+    for i, text in enumerate(texts):
+        store.open(f"file:///w/{i}.js", "javascript", 1, text)
+    for i, text in enumerate(texts):
+        at = text.index("  return total;", len(text) // 2)
+        store.change(f"file:///w/{i}.js", 2, [("g([", lsp_range(text, at, at))], budget=0.0)
+    assert store.behind
+    rounds = 0
+    while not store.catch_up(0.001):
+        rounds += 1
+        assert rounds < 10_000
+    assert not store.behind
+    for i in range(2):
+        doc = store.get(f"file:///w/{i}.js")
+        assert list(nodes(doc.tree)) == list(nodes(fresh(doc).tree))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("language", sorted(SAMPLES))
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_random_edits_with_suspended_parses_match_unbounded_parsing(language: str, data: st.DataObject) -> None:
+    """Edits with tiny budgets, slices of progress in between: the tree read at the end is the fresh parse's
+    when that has no syntax error (as for unbounded parsing: error recovery may depend on history), and the
+    index matches it."""
+    text = (DATA / SAMPLES[language]).read_text()
+    doc = Document(f"file:///w/{SAMPLES[language]}", language, 1, text)
+    unbounded = Document(f"file:///w/{SAMPLES[language]}", language, 1, text)
+    assert doc.index is not None and unbounded.index is not None
+    for _ in range(data.draw(st.integers(1, 6))):
+        size = len(doc.text)
+        start = data.draw(st.integers(0, size))
+        end = data.draw(st.integers(start, min(size, start + 12)))
+        if any(0 < at < size and doc.text[at - 1 : at + 1] == "\r\n" for at in (start, end)):
+            continue
+        text = "".join(data.draw(st.lists(st.sampled_from(SNIPPETS), max_size=4)))
+        budget = data.draw(st.sampled_from([0.0, 0.0001, None]))
+        doc.apply_change(text, lsp_range(doc.text, start, end), doc.version + 1, budget=budget)
+        unbounded.apply_change(text, lsp_range(unbounded.text, start, end), unbounded.version + 1)
+        for _ in range(data.draw(st.integers(0, 2))):
+            doc.parse_step(0.0)
+    assert doc.text == unbounded.text
+    reference = fresh(doc)
+    assert doc.tree is not None and reference.tree is not None
+    assert doc.parsed
+    assert_index_consistent(doc)
+    if not reference.tree.root_node.has_error:
+        assert list(nodes(doc.tree)) == list(nodes(reference.tree))
+        assert symbols(doc) == symbols(reference) == symbols(unbounded)
+    else:
+        assert doc.tree.root_node.has_error
