@@ -28,6 +28,7 @@ from lsp.errors import CodellamaError
 from lsp.log import register_secret, set_client_sink, setup_logging
 from lsp.notices import Notices
 from lsp.rpc import Protocol
+from lsp.scratch import ScratchFolder
 from lsp.stdio import stdin_reader
 from lsp.templates import PromptStore
 from lsp.tokens import TokenCounter, load_counter
@@ -54,6 +55,7 @@ class CodellamaServer(LanguageServer):
         self.backend_factory = backend_factory
         self.documents = DocumentStore()
         self.notices = Notices()
+        self.scratch = ScratchFolder()  # files shown to the user (explanations)
         self.completion_flow = CompletionFlow()
         self.root: str | None = None
         self.settings, problems = resolve(None, self.cli_overrides)

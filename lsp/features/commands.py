@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import tempfile
-from pathlib import Path
 from typing import Any
 
 from lsprotocol import types
@@ -150,9 +148,6 @@ async def _apply_edit(ls: CodellamaServer, edit: types.WorkspaceEdit) -> bool:
 
 
 # ---------------------------------------------------------------------------------------------- markdown
-_explanations: Path | None = None  # this process's private folder for explanation files
-
-
 async def show_markdown(
     ls: CodellamaServer, title: str, markdown: str, uri: str | None = None, where: types.Range | None = None
 ) -> None:
@@ -160,7 +155,7 @@ async def show_markdown(
     text = _explanation_markdown(title, markdown, uri, where)
     window = ls.client_capabilities.window
     if window and window.show_document and window.show_document.support:
-        path = _write_explanation(title, text)
+        path = ls.scratch.write(title, text)
         if path is not None:
             try:
                 result = await ls.window_show_document_async(
@@ -188,22 +183,6 @@ def _explanation_markdown(title: str, markdown: str, uri: str | None, where: typ
         lines += [f"*{name}*", ""]
     lines += [markdown.rstrip(), ""]
     return "\n".join(lines)
-
-
-def _write_explanation(title: str, text: str) -> Path | None:
-    """The markdown in a file of a folder private to this process (mkdtemp: no other user's files, no
-    clashes between servers); one file per title, rewritten by the next explanation."""
-    global _explanations
-    try:
-        if _explanations is None or not _explanations.is_dir():
-            _explanations = Path(tempfile.mkdtemp(prefix="codellama-lsp-"))
-        safe = "".join(ch if ch.isalnum() else "-" for ch in title.lower()).strip("-")[:60] or "explanation"
-        path = _explanations / f"{safe}.md"
-        path.write_text(text, encoding="utf-8")
-        return path
-    except OSError as error:
-        log.warning("cannot write the explanation file: %s", error)
-        return None
 
 
 # ---------------------------------------------------------------------------------------------- arguments
