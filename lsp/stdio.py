@@ -9,6 +9,7 @@ a platform without pipe support in its event loop) keeps pygls's reader.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import os
 import stat
 from collections.abc import Awaitable
@@ -19,6 +20,12 @@ from pygls.io_ import StdinAsyncReader
 
 LINE_LIMIT = 64 * 1024  # a header line longer than this is returned in pieces (and ignored as a header)
 
+# When the message being handled was in the server's hands (the event loop's clock): the time the loop
+# received the bytes that completed it, which may be well before its handler runs (the messages before it
+# in the same read are handled first). Set in the reading task as each message is read, so the task pygls
+# starts for a request handler inherits it; None where the reader cannot tell (pygls's threaded reader).
+MESSAGE_ARRIVED: contextvars.ContextVar[float | None] = contextvars.ContextVar("message_arrived", default=None)
+
 
 class AsyncReader(Protocol):
     def readline(self) -> Awaitable[bytes]: ...
@@ -26,11 +33,25 @@ class AsyncReader(Protocol):
     def readexactly(self, n: int) -> Awaitable[bytes]: ...
 
 
+class _TimedProtocol(asyncio.StreamReaderProtocol):
+    """Notes when the loop last received bytes."""
+
+    def __init__(self, stream: asyncio.StreamReader, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(stream, loop=loop)
+        self._loop = loop
+        self.received_at = loop.time()
+
+    def data_received(self, data: bytes) -> None:
+        self.received_at = self._loop.time()
+        super().data_received(data)
+
+
 class PipeReader:
     """pygls's reader interface over an asyncio stream: ``b""`` at the end of input, never an exception."""
 
-    def __init__(self, stream: asyncio.StreamReader) -> None:
+    def __init__(self, stream: asyncio.StreamReader, protocol: _TimedProtocol | None = None) -> None:
         self._stream = stream
+        self._protocol = protocol
 
     async def readline(self) -> bytes:
         try:
@@ -43,10 +64,15 @@ class PipeReader:
             return await self._stream.readexactly(error.consumed)
 
     async def readexactly(self, n: int) -> bytes:
+        """A message's body (pygls reads the headers with :meth:`readline`); :data:`MESSAGE_ARRIVED` is set
+        for it: the last receipt of bytes before it was complete, an upper bound of its arrival."""
         try:
-            return await self._stream.readexactly(n)
+            body = await self._stream.readexactly(n)
         except asyncio.IncompleteReadError as error:  # the client went away mid-message
             return error.partial
+        if self._protocol is not None:
+            MESSAGE_ARRIVED.set(self._protocol.received_at)
+        return body
 
 
 async def stdin_reader(stdin: BinaryIO, executor: ThreadPoolExecutor | None = None) -> AsyncReader:
@@ -59,10 +85,11 @@ async def stdin_reader(stdin: BinaryIO, executor: ThreadPoolExecutor | None = No
     if stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode):
         loop = asyncio.get_running_loop()
         stream = asyncio.StreamReader(limit=LINE_LIMIT, loop=loop)
+        protocol = _TimedProtocol(stream, loop)
         try:
-            await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(stream, loop=loop), stdin)
+            await loop.connect_read_pipe(lambda: protocol, stdin)
         except (OSError, ValueError, NotImplementedError):
             pass
         else:
-            return PipeReader(stream)
+            return PipeReader(stream, protocol)
     return StdinAsyncReader(stdin, executor)

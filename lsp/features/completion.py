@@ -11,6 +11,7 @@ from lsp.context.documents import Document
 from lsp.errors import CodellamaError
 from lsp.features.common import document, offset, to_range
 from lsp.server import CodellamaServer
+from lsp.stdio import MESSAGE_ARRIVED
 from lsp.templates import code_block
 
 log = logging.getLogger(__name__)
@@ -110,7 +111,11 @@ async def _complete(
     loop = asyncio.get_running_loop()
     wait = 0.0 if invoked else settings.debounce_ms / 1000  # none when the user asked explicitly
     lead = preparation.lead(wait)
-    model_at = loop.time() + wait  # the debounce: no model call before the user paused this long
+    # The debounce: no model call before the user paused this long, counted from when the request reached
+    # the server (the edit read with it was handled first: that time is part of the pause, not added to it).
+    arrived = MESSAGE_ARRIVED.get()
+    now = loop.time()
+    model_at = (now if arrived is None else min(arrived, now)) + wait
     started: float | None = None
 
     async def ready() -> None:
@@ -147,7 +152,12 @@ async def _complete(
 
     # the backend gets ready (a connection, a model) while the debounce runs
     text = await flow.complete(
-        uri, snapshot.text[:at], snapshot.text[at:], generate, debounce=wait - lead, on_debounce=assistant.backend.warm
+        uri,
+        snapshot.text[:at],
+        snapshot.text[at:],
+        generate,
+        debounce=model_at - lead - loop.time(),
+        on_debounce=assistant.backend.warm,
     )
     return snapshot, text
 

@@ -317,8 +317,12 @@ class RawServer:
         self.process.stdin.flush()
 
     def send(self, message: dict[str, Any]) -> None:
-        body = json.dumps(message).encode()
-        self.send_bytes(b"Content-Length: %d\r\n\r\n" % len(body) + body)
+        self.send_bytes(_frame(message))
+
+    def send_together(self, *messages: dict[str, Any]) -> None:
+        """Several messages in one write, read by the server together (as an editor's edit and the request
+        that follows it)."""
+        self.send_bytes(b"".join(_frame(message) for message in messages))
 
     def notify(self, method: str, params: Any) -> None:
         self.send({"jsonrpc": "2.0", "method": method, "params": params})
@@ -397,6 +401,11 @@ class RawServer:
             if stream is not None:
                 with contextlib.suppress(OSError):
                     stream.close()
+
+
+def _frame(message: dict[str, Any]) -> bytes:
+    body = json.dumps(message).encode()
+    return b"Content-Length: %d\r\n\r\n" % len(body) + body
 
 
 def inline_params(uri: str, line: int, character: int) -> dict[str, Any]:

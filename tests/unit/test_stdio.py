@@ -8,7 +8,7 @@ import tempfile
 
 from pygls.io_ import StdinAsyncReader
 
-from lsp.stdio import LINE_LIMIT, PipeReader, stdin_reader
+from lsp.stdio import LINE_LIMIT, MESSAGE_ARRIVED, PipeReader, stdin_reader
 
 
 def _reader(data: bytes, *, eof: bool = True) -> PipeReader:
@@ -54,3 +54,38 @@ async def test_pipes_are_read_on_the_loop_and_files_by_pygls() -> None:
         assert await asyncio.wait_for(reader.readline(), 5) == b"Content-Length: 0\r\n"
     with tempfile.TemporaryFile() as file:
         assert isinstance(await stdin_reader(file), StdinAsyncReader)  # type: ignore[arg-type]
+
+
+async def test_each_message_carries_when_its_bytes_arrived_not_when_it_was_read() -> None:
+    """Two messages in one pipe read: the second is read only after the first was handled (here: 50 ms),
+    and its arrival is still the time the loop received it. A task started while handling it sees that."""
+    loop = asyncio.get_running_loop()
+    read_fd, write_fd = os.pipe()
+    with os.fdopen(read_fd, "rb", buffering=0) as pipe, os.fdopen(write_fd, "wb", buffering=0) as writer:
+        reader = await stdin_reader(pipe)
+        writer.write(b"Content-Length: 2\r\n\r\n{}Content-Length: 2\r\n\r\n[]")
+        sent = loop.time()
+        assert await reader.readline() == b"Content-Length: 2\r\n"
+        await reader.readline()
+        assert await reader.readexactly(2) == b"{}"
+        first = MESSAGE_ARRIVED.get()
+        await asyncio.sleep(0.05)  # handling the first message
+        await reader.readline()
+        await reader.readline()
+        assert await reader.readexactly(2) == b"[]"
+        read_at = loop.time()
+        handler = asyncio.ensure_future(asyncio.sleep(0, MESSAGE_ARRIVED.get()))
+        second = await handler
+    assert first is not None and second == first
+    assert sent <= first < read_at - 0.045
+
+
+async def test_pygls_reader_tells_no_arrival() -> None:
+    with tempfile.TemporaryFile() as file:
+        file.write(b"Content-Length: 2\r\n\r\n{}")
+        file.seek(0)
+        reader = await stdin_reader(file)
+        await reader.readline()
+        await reader.readline()
+        assert await reader.readexactly(2) == b"{}"
+    assert MESSAGE_ARRIVED.get() is None
