@@ -225,15 +225,20 @@ class Assistant:
         )
         parts: list[str] = []
         chunks = 0
-        stream: AsyncIterator[str] = self.backend.stream(request)
+        started = time.perf_counter()
+
+        async def sent_when_ready() -> None:
+            nonlocal started
+            assert ready is not None
+            await ready()
+            started = time.perf_counter()  # the model call's time starts when the request leaves
+
+        # `ready` is the backend's to await: it connects and makes the request's bytes meanwhile
+        stream: AsyncIterator[str] = self.backend.stream(request, ready=sent_when_ready if ready else None)
         # One record per model call, whatever its outcome: request id, action, sizes and timing.
         call = {"request": request.request_id, "backend": self.backend.name, "action": prompt.action}
-        started = time.perf_counter()
         try:
             async with aclosing(stream):  # type: ignore[type-var]
-                if ready is not None:
-                    await ready()
-                    started = time.perf_counter()
                 async for chunk in stream:
                     parts.append(chunk)
                     chunks += 1

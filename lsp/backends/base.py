@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -12,6 +12,8 @@ from lsp.chat_format import FormatName, Message
 # count, the "idle" status) waits this long, in seconds, so that the answer goes out first: the event loop
 # would otherwise run it before the few steps that send the answer.
 AFTER_ANSWER = 0.01
+
+Ready = Callable[[], Awaitable[None]]  # awaited just before a request leaves (the caller's debounce)
 
 
 @dataclass(frozen=True)
@@ -42,10 +44,12 @@ class Backend(Protocol):
         """What the server serves and its limits; cached after the first successful call."""
         ...
 
-    def stream(self, request: GenerationRequest) -> AsyncIterator[str]:
+    def stream(self, request: GenerationRequest, *, ready: Ready | None = None) -> AsyncIterator[str]:
         """Yield generated text as it arrives, without stop text. Closing the iterator ends the upstream
         request (this is how cancellation reaches the model server). Nothing is sent before the first
-        iteration; a backend may prepare the request when this is called."""
+        iteration; a backend may prepare the request when this is called. With ``ready``, nothing reaches
+        the model before it returns, and the backend gets as far as it can (a connection, the request's
+        bytes) while it waits."""
         ...
 
     async def generate(self, request: GenerationRequest) -> str:

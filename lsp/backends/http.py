@@ -143,16 +143,26 @@ class _HeldWritesBackend(httpcore.AsyncNetworkBackend):
         await self._backend.sleep(seconds)
 
 
-def _hold_writes(client: httpx.AsyncClient) -> None:
-    """Make ``client``'s connections :class:`_HeldWrites` (its default transport and its proxy mounts).
-    httpx has no public way to choose httpcore's network backend: where its internals differ, nothing
-    changes but a little speed."""
+def _pools(client: httpx.AsyncClient) -> list[Any]:
+    """httpcore's connection pools behind ``client``: its default transport's and its proxy mounts'."""
     transports = [getattr(client, "_transport", None), *getattr(client, "_mounts", {}).values()]
-    for transport in transports:
-        pool = getattr(transport, "_pool", None)
+    return [getattr(transport, "_pool", None) for transport in transports if transport is not None]
+
+
+def _hold_writes(client: httpx.AsyncClient) -> None:
+    """Make ``client``'s connections :class:`_HeldWrites`. httpx has no public way to choose httpcore's
+    network backend: where its internals differ, nothing changes but a little speed (and requests are
+    not prepared ahead, see :func:`send`)."""
+    for pool in _pools(client):
         backend = getattr(pool, "_network_backend", None)
         if isinstance(backend, httpcore.AsyncNetworkBackend) and not isinstance(backend, _HeldWritesBackend):
-            pool._network_backend = _HeldWritesBackend(backend)  # type: ignore[union-attr]
+            pool._network_backend = _HeldWritesBackend(backend)
+
+
+def _writes_held(client: httpx.AsyncClient) -> bool:
+    """Whether every connection of ``client`` holds its writes until its first read."""
+    pools = _pools(client)
+    return bool(pools) and all(isinstance(getattr(p, "_network_backend", None), _HeldWritesBackend) for p in pools)
 
 
 def transport_error(error: httpx.HTTPError, endpoint: str) -> BackendError:
@@ -324,22 +334,43 @@ class _Exchange:
     """Where a request is, from httpcore's trace events. Waiting for the response headers is the one long
     wait it can be cancelled in safely (it then closes the connection itself), and the one that matters:
     a server may send no byte until its first token, seconds later, and meanwhile keeps generating for a
-    request the user no longer wants."""
+    request the user no longer wants.
 
-    def __init__(self) -> None:
+    With held writes, that is also the moment the request's bytes are made and not yet sent: a ``gate``
+    is awaited there, once."""
+
+    def __init__(self, gate: Callable[[], Awaitable[None]] | None = None) -> None:
         self.waiting_for_headers = False
+        self._gate = gate
 
     async def __call__(self, event: str, info: dict[str, Any]) -> None:
         if event.startswith("http11.receive_response_headers."):
             # (not the answer of a proxy to CONNECT: that is still connecting)
             request = info.get("request")
             self.waiting_for_headers = event.endswith(".started") and getattr(request, "method", b"") != b"CONNECT"
+            if self.waiting_for_headers and self._gate is not None:
+                gate, self._gate = self._gate, None
+                await gate()  # cancelled here, httpcore closes the connection: the held bytes never leave
 
 
-async def send(client: httpx.AsyncClient, request: httpx.Request, *, stream: bool = False) -> httpx.Response:
+async def send(
+    client: httpx.AsyncClient,
+    request: httpx.Request,
+    *,
+    stream: bool = False,
+    before_sending: Callable[[], Awaitable[None]] | None = None,
+) -> httpx.Response:
     """Send ``request`` on the pooled client, safe to cancel at any point (see :func:`finish_cleanly`);
-    a cancelled request that waits for its headers closes its connection at once."""
-    exchange = _Exchange()
+    a cancelled request that waits for its headers closes its connection at once.
+
+    ``before_sending`` is awaited before any byte of the request leaves. Where the connections hold their
+    writes, it is awaited as late as that: with a connection taken from the pool (or made) and the bytes
+    of the request written into it, so that when it returns, the request goes out at once.
+    """
+    if before_sending is not None and not _writes_held(client):
+        await before_sending()
+        before_sending = None
+    exchange = _Exchange(before_sending)
     request.extensions = {**request.extensions, "trace": exchange}
     return await finish_cleanly(client.send(request, stream=stream), lambda: exchange.waiting_for_headers)
 

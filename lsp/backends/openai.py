@@ -23,7 +23,7 @@ from typing import Any
 
 import httpx
 
-from lsp.backends.base import GenerationRequest, ModelInfo
+from lsp.backends.base import GenerationRequest, ModelInfo, Ready
 from lsp.backends.http import (
     event_error,
     is_length_error,
@@ -194,7 +194,7 @@ class OpenAIBackend:
         cutter = StopCutter(body.get("stop", ()))
         return cutter.feed(await self._complete(body)) + cutter.flush()
 
-    async def stream(self, request: GenerationRequest) -> AsyncIterator[str]:
+    async def stream(self, request: GenerationRequest, *, ready: Ready | None = None) -> AsyncIterator[str]:
         model = await self.model()
         body = self.body(request, model, stream=True)
         cutter = StopCutter(body.get("stop", ()))
@@ -204,7 +204,7 @@ class OpenAIBackend:
             self._idle.clear()
         try:
             # aclosing: closing this generator must close the inner one (and its response) now, not at GC.
-            async with contextlib.aclosing(self._stream(path, body, cutter)) as parts:
+            async with contextlib.aclosing(self._stream(path, body, cutter, ready)) as parts:
                 async for part in parts:
                     yield part
         finally:
@@ -212,8 +212,12 @@ class OpenAIBackend:
             if self._streams == 0:
                 self._idle.set()
 
-    async def _stream(self, path: str, body: dict[str, Any], cutter: StopCutter) -> AsyncGenerator[str, None]:
-        response = await with_retries(lambda: self._open_stream(path, body), self._settings.max_retries, f"POST {path}")
+    async def _stream(
+        self, path: str, body: dict[str, Any], cutter: StopCutter, ready: Ready | None
+    ) -> AsyncGenerator[str, None]:
+        response = await with_retries(
+            lambda: self._open_stream(path, body, ready), self._settings.max_retries, f"POST {path}"
+        )
         received = finished = done = False
         try:
             async for data in sse_data(response.aiter_lines()):
@@ -307,10 +311,10 @@ class OpenAIBackend:
             self._models = [m for m in data if isinstance(m, dict)]
         return self._models
 
-    async def _open_stream(self, path: str, body: dict[str, Any]) -> httpx.Response:
+    async def _open_stream(self, path: str, body: dict[str, Any], ready: Ready | None = None) -> httpx.Response:
         try:
             request = self._client.build_request("POST", path, json=body, headers={"Accept": "text/event-stream"})
-            response = await send(self._client, request, stream=True)
+            response = await send(self._client, request, stream=True, before_sending=ready)
         except httpx.HTTPError as error:
             raise transport_error(error, self.endpoint) from error
         if response.status_code != 200:

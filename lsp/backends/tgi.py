@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx
 
-from lsp.backends.base import AFTER_ANSWER, GenerationRequest, ModelInfo
+from lsp.backends.base import AFTER_ANSWER, GenerationRequest, ModelInfo, Ready
 from lsp.backends.http import (
     ConnectionWarmer,
     display_url,
@@ -134,17 +134,25 @@ class TGIBackend:
         cutter = StopCutter(body["parameters"]["stop"])
         return cutter.feed(text) + cutter.flush()
 
-    def stream(self, request: GenerationRequest) -> AsyncIterator[str]:
+    def stream(self, request: GenerationRequest, *, ready: Ready | None = None) -> AsyncIterator[str]:
         # The HTTP request is built now, while the caller may still be debouncing: not after.
         body = self.body(request, stream=True)
         prepared = self._client.build_request(
             "POST", "/generate_stream", json=body, headers={"Accept": "text/event-stream"}
         )
         what = f"request={request.request_id or '-'} POST /generate_stream"
-        return self._stream(prepared, StopCutter(body["parameters"]["stop"]), what)
+        return self._stream(prepared, StopCutter(body["parameters"]["stop"]), what, ready)
 
-    async def _stream(self, prepared: httpx.Request, cutter: StopCutter, what: str) -> AsyncIterator[str]:
-        response = await with_retries(lambda: self._open_stream(prepared, what), self._settings.max_retries, what)
+    async def _stream(
+        self, prepared: httpx.Request, cutter: StopCutter, what: str, ready: Ready | None
+    ) -> AsyncIterator[str]:
+        try:
+            response = await with_retries(
+                lambda: self._open_stream(prepared, what, ready), self._settings.max_retries, what
+            )
+        except BaseException:
+            self._warmer.cold = True  # a request cancelled or failed before its answer took its connection along
+            raise
         self._responses.add(response)
         silence = self._settings.request_timeout
         answered = False  # the reader got all it wanted (not an error, not a cancellation)
@@ -245,10 +253,10 @@ class TGIBackend:
         await self._warmer.aclose()
         await self._client.aclose()
 
-    async def _open_stream(self, request: httpx.Request, what: str) -> httpx.Response:
+    async def _open_stream(self, request: httpx.Request, what: str, ready: Ready | None = None) -> httpx.Response:
         started = time.perf_counter()
         try:
-            response = await send(self._client, request, stream=True)
+            response = await send(self._client, request, stream=True, before_sending=ready)
         except httpx.HTTPError as error:
             log.debug("%s: %s after %.0f ms", what, type(error).__name__, (time.perf_counter() - started) * 1000)
             raise transport_error(error, self.endpoint) from error

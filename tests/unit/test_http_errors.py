@@ -512,3 +512,26 @@ async def _until(predicate: Callable[[], bool]) -> None:
     while not predicate():
         assert time.monotonic() < deadline
         await asyncio.sleep(0.01)
+
+
+async def test_a_transport_that_cannot_hold_writes_waits_for_ready_before_the_request() -> None:
+    """Only connections that hold their writes let the request be made while `ready` runs; with any other
+    transport `ready` comes first, so a debounce is never skipped."""
+    released = False
+    released_when_sent: list[bool] = []
+
+    async def ready() -> None:
+        nonlocal released
+        await asyncio.sleep(0.05)
+        released = True
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        released_when_sent.append(released)
+        return httpx.Response(200, content=event(1, "x", last=True), headers={"content-type": "text/event-stream"})
+
+    b = TGIBackend(settings(), transport=httpx.MockTransport(handler))
+    try:
+        assert "".join([chunk async for chunk in b.stream(REQUEST, ready=ready)]) == "x"
+    finally:
+        await b.aclose()
+    assert released_when_sent == [True]

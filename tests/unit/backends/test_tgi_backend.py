@@ -89,3 +89,53 @@ async def test_a_malformed_stream_event_is_a_bad_response(backend: TGIBackend, e
 async def test_stream_events_need_only_the_fields_used(backend: TGIBackend) -> None:
     event = backend._parse_event('{"token": {"text": "a", "id": 1, "future": true}, "generated_text": null}')
     assert event is not None and (event.text, event.special, event.generated_text) == ("a", False, None)
+
+
+async def _text(stream: AsyncIterator[str]) -> str:
+    return "".join([part async for part in stream])
+
+
+async def test_nothing_reaches_tgi_before_ready_returns_and_the_request_is_made_meanwhile(
+    backend: TGIBackend, tgi: TGI
+) -> None:
+    """A completion's debounce ends in `ready`: the connection and the request's bytes are made while it
+    runs, and nothing is sent before it returns."""
+    tgi.script({"text": "one"})
+    waiting, release = asyncio.Event(), asyncio.Event()
+
+    async def ready() -> None:
+        waiting.set()
+        await release.wait()
+
+    reading = asyncio.ensure_future(_text(backend.stream(REQUEST, ready=ready)))
+    await asyncio.wait_for(waiting.wait(), 5)
+    assert list(backend.connection_states()) == ["ACTIVE"]  # connected, and the request on it
+    await asyncio.sleep(0.1)
+    assert tgi.requests() == []
+    release.set()
+    assert await asyncio.wait_for(reading, 5) == "one"
+    assert len(tgi.requests()) == 1
+
+
+async def test_cancelled_while_ready_waits_nothing_reaches_tgi_and_the_next_request_is_served(
+    backend: TGIBackend, tgi: TGI
+) -> None:
+    tgi.script({"text": "one"})
+    waiting = asyncio.Event()
+
+    async def ready() -> None:
+        waiting.set()
+        await asyncio.sleep(30)  # the user types on: this generation is superseded
+
+    reading = asyncio.ensure_future(_text(backend.stream(REQUEST, ready=ready)))
+    await asyncio.wait_for(waiting.wait(), 5)
+    reading.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await reading
+    assert backend.connection_states() == {}  # the connection with the request's bytes in it is closed
+    backend.warm()  # as during the next debounce: a connection is ready again
+    await eventually(lambda: bool(connections_of(tgi, "GET /info")))
+    assert await _text(backend.stream(REQUEST)) == "one"
+    assert len(tgi.requests()) == 1
+    [warmed] = connections_of(tgi, "GET /info")
+    assert connections_of(tgi, "POST /generate_stream") == [warmed]
