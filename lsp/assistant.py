@@ -28,7 +28,13 @@ from lsp.context.extract import (
 )
 from lsp.errors import BackendRejected
 from lsp.log import fields
-from lsp.postprocess import clean_completion, completion_decided, extract_code, reindent_block
+from lsp.postprocess import (
+    clean_completion,
+    completion_decided,
+    extract_code,
+    prepare_cleanup,
+    reindent_block,
+)
 from lsp.prompting import Budget, BuiltPrompt, build_prompt
 from lsp.templates import Action, PromptStore
 from lsp.tokens import CalibratedCounter, TokenCounter
@@ -329,7 +335,7 @@ class _CompletionStopper:
             return False
         self._newlines = newlines
         context = self.context
-        return completion_decided(
+        decided = completion_decided(
             reply,
             context.prefix,
             context.suffix,
@@ -337,9 +343,24 @@ class _CompletionStopper:
             max_lines=self.max_lines,
             syntax=self.syntax,
         )
+        if not decided and self.syntax is not None:
+            # The clean-up of the answer asks syntax questions (a parse each) about the code: asked now,
+            # between tokens, about the code so far, they are answered from memory after the last token,
+            # which usually only closes the code block.
+            clean_completion(
+                reply,
+                context.prefix,
+                context.suffix,
+                single_line=context.single_line,
+                max_lines=self.max_lines,
+                syntax=self.syntax,
+            )
+        return decided
 
     def prepare(self) -> None:
-        """Do the work every syntax question needs (the parse of the code around the cursor) now."""
+        """Do now the work every decision and the clean-up need: the parse of the code around the cursor,
+        the lines and the indentation style around it."""
+        prepare_cleanup(self.context.prefix, self.context.suffix)
         if self.syntax is not None:
             self._local()
 

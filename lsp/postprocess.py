@@ -11,6 +11,7 @@ insertion gets the document's line ending on the way out.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 from itertools import islice
@@ -34,6 +35,7 @@ _FENCE_OPEN = re.compile(r"^[ \t]*(`{3,}|~{3,})[^\n`]*$", re.MULTILINE)
 _INLINE_CODE = re.compile(r"`([^`\n]+)`")
 ECHO_LINES = 60  # how far back a model's restatement of the code before the cursor is looked for
 _WINDOW = 8000  # characters of prefix/suffix looked at (enough for ECHO_LINES lines of code)
+_STYLE_SAMPLE = 3000  # characters after the cursor that, with the lines before it, show the indentation style
 _OPENERS = ("{", "(", "[", ":", "=>", "->", " do", " then", "\\")
 _PAIRS = {")": "(", "]": "[", "}": "{"}
 _CLOSERS = frozenset(")]}\"'`")
@@ -133,12 +135,40 @@ def _unmatched(text: str) -> int:
     return count + sum(text.count(q) % 2 for q in "\"'`")
 
 
-def _tail_lines(prefix: str) -> list[str]:
+def _tail_lines(prefix: str) -> tuple[str, ...]:
     """The last lines of ``prefix`` (the cursor line last, possibly empty)."""
-    lines = prefix[-_WINDOW:].split("\n")
-    if len(prefix) > _WINDOW and len(lines) > 1:
+    return _tail_of(prefix[-_WINDOW:], len(prefix) > _WINDOW)
+
+
+# The clean-up of every reply, and every streaming decision, at one cursor works on the same few lines around
+# it: they are worked out once (see prepare_cleanup), not after the last token. The caches key on the text
+# (hashed once per string object, compared on a hit), so nothing goes stale when the document changes.
+@functools.lru_cache(maxsize=16)
+def _tail_of(window: str, cut: bool) -> tuple[str, ...]:
+    lines = window.split("\n")
+    if cut and len(lines) > 1:
         lines = lines[1:]  # the first one is cut
-    return lines[-(ECHO_LINES + 1) :]
+    return tuple(lines[-(ECHO_LINES + 1) :])
+
+
+@functools.lru_cache(maxsize=16)
+def _normalized_tail(window: str, cut: bool) -> tuple[str, ...]:
+    """:func:`_norm` of each line of the tail but the cursor line."""
+    return tuple(_norm(line) for line in _tail_of(window, cut)[:-1])
+
+
+@functools.lru_cache(maxsize=16)
+def _style_around(window: str, cut: bool, suffix_head: str) -> _Style:
+    return _Style([*_tail_of(window, cut)[:-1], *suffix_head.split("\n")])
+
+
+def prepare_cleanup(prefix: str, suffix: str) -> None:
+    """Work out now what the clean-up of any reply at this cursor needs from the text around it (its last
+    lines, the document's indentation), so that it is not done after the model's last token."""
+    prefix, suffix = _lf(prefix[-_WINDOW:]), _lf(suffix[:_WINDOW])
+    window, cut = prefix[-_WINDOW:], len(prefix) > _WINDOW
+    _normalized_tail(window, cut)
+    _style_around(window, cut, suffix[:_STYLE_SAMPLE])
 
 
 # ---------------------------------------------------------------------------------------------- overlaps
@@ -154,7 +184,7 @@ def strip_prefix_overlap(code: str, prefix: str) -> tuple[str, Anchor | None]:
     typed = current.strip()
     code_lines = code.split("\n")
     norm_code = [_norm(line) for line in code_lines]
-    norm_prev = [_norm(line) for line in previous]
+    norm_prev = list(_normalized_tail(prefix[-_WINDOW:], len(prefix) > _WINDOW))
     for k in range(min(len(previous), len(code_lines)), 0, -1):
         if norm_code[:k] != norm_prev[len(previous) - k :]:
             continue
@@ -313,9 +343,8 @@ def reindent(code: str, prefix: str, suffix: str = "", anchor: Anchor | None = N
     at the document's columns?).
     """
     lines = code.split("\n")
-    before = _tail_lines(prefix)
-    current = before[-1]
-    style = _Style([*before[:-1], *suffix[:3000].split("\n")])
+    current = _tail_lines(prefix)[-1]
+    style = _style_around(prefix[-_WINDOW:], len(prefix) > _WINDOW, suffix[:_STYLE_SAMPLE])
     # A model writing spaces into a tab-indented document: its own unit becomes one tab.
     model_spaces = [len(_indent(line)) for line in lines if line.startswith(" ") and line.strip()]
     scale = style.unit / _unit(model_spaces) if style.tabs and model_spaces else 1.0
@@ -516,6 +545,6 @@ def completion_decided(
 
 def _echo_in_progress(lines: Sequence[str], prefix: str) -> bool:
     """Whether the code so far could be the start of a restatement of the lines before the cursor."""
-    previous = [_norm(line) for line in _tail_lines(prefix)[:-1] if line.strip()]
+    previous = [line for line in _normalized_tail(prefix[-_WINDOW:], len(prefix) > _WINDOW) if line]
     wanted = [_norm(line) for line in lines]
     return any(previous[start : start + len(wanted)] == wanted for start in range(len(previous) - len(wanted) + 1))
