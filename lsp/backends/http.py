@@ -330,6 +330,23 @@ async def finish_cleanly(work: Awaitable[T], interruptible: Callable[[], bool] =
         raise
 
 
+async def error_body(response: httpx.Response) -> bytes:
+    """The body of an answer that is not the stream asked for (an error), and the response closed: both to
+    their end even when this task is cancelled meanwhile (see :func:`finish_cleanly`: httpx and httpcore
+    mark a response closed before they finish closing it, and a cancellation in between leaves the pool's
+    connection busy for ever; found by tests/bench/soak.py). An unreadable body is empty."""
+
+    async def read_then_close() -> bytes:
+        try:
+            return await response.aread()
+        except httpx.HTTPError:
+            return b""
+        finally:
+            await response.aclose()
+
+    return await finish_cleanly(read_then_close())
+
+
 class _Exchange:
     """Where a request is, from httpcore's trace events. Waiting for the response headers is the one long
     wait it can be cancelled in safely (it then closes the connection itself), and the one that matters:

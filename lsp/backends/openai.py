@@ -25,7 +25,9 @@ import httpx
 
 from lsp.backends.base import GenerationRequest, ModelInfo, Ready
 from lsp.backends.http import (
+    error_body,
     event_error,
+    finish_cleanly,
     is_length_error,
     make_client,
     request_json,
@@ -236,8 +238,9 @@ class OpenAIBackend:
             raise transport_error(error, self.endpoint) from error
         finally:
             # Closing the response mid-stream drops the connection; the server sees the client go away and
-            # aborts the generation (vLLM, TGI and llama.cpp's server all check for it).
-            await response.aclose()
+            # aborts the generation (vLLM, TGI and llama.cpp's server all check for it). To its end, even if
+            # cancelled meanwhile: an interrupted close leaves the pool's connection busy (see finish_cleanly).
+            await finish_cleanly(response.aclose())
         if not received:
             # llama-cpp-python's server answers 200 and then drops the stream when the request fails (a
             # prompt longer than its context, say): ask once more without streaming to learn the error.
@@ -318,12 +321,7 @@ class OpenAIBackend:
         except httpx.HTTPError as error:
             raise transport_error(error, self.endpoint) from error
         if response.status_code != 200:
-            try:
-                content = await response.aread()
-            except httpx.HTTPError:
-                content = b""
-            finally:
-                await response.aclose()
+            content = await error_body(response)
             raise _rejected_if_too_long(status_error(response.status_code, content, response.headers, self.endpoint))
         return response
 

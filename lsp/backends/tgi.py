@@ -24,6 +24,7 @@ from lsp.backends.base import AFTER_ANSWER, GenerationRequest, ModelInfo, Ready
 from lsp.backends.http import (
     ConnectionWarmer,
     display_url,
+    error_body,
     event_error,
     make_client,
     request_json,
@@ -263,12 +264,7 @@ class TGIBackend:
         # Never the headers: they carry the token.
         log.debug("%s: HTTP %d after %.0f ms", what, response.status_code, (time.perf_counter() - started) * 1000)
         if response.status_code != 200:
-            try:
-                content = await response.aread()
-            except httpx.HTTPError:
-                content = b""
-            finally:
-                await self._close(response)
+            content = await error_body(response)
             raise status_error(response.status_code, content, response.headers, self.endpoint)
         return response
 

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 
+from lsp.backends import http
 from lsp.backends.base import GenerationRequest
 from lsp.backends.tgi import TGIBackend
 from lsp.chat_format import Message
@@ -139,3 +140,33 @@ async def test_cancelled_while_ready_waits_nothing_reaches_tgi_and_the_next_requ
     assert len(tgi.requests()) == 1
     [warmed] = connections_of(tgi, "GET /info")
     assert connections_of(tgi, "POST /generate_stream") == [warmed]
+
+
+async def test_a_cancellation_during_an_error_answers_clean_up_does_not_leave_its_connection_busy(
+    backend: TGIBackend, tgi: TGI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """httpx marks a response closed before httpcore has released its connection: a cancellation that
+    lands in between (a superseded request, cancelled again by the user) left the pool's connection busy for
+    ever, and a pool that runs out of connections stops answering (found by tests/bench/soak.py). Here the
+    reader is cancelled exactly then; the error answer is still read and closed to its end."""
+    reading: asyncio.Future[str] | None = None
+    original = http._Exchange.__call__
+
+    async def trace(self: http._Exchange, event: str, info: dict[str, object]) -> None:
+        if event == "http11.response_closed.started" and reading is not None and not reading.done():
+            reading.cancel()
+        await original(self, event, info)
+
+    monkeypatch.setattr(http._Exchange, "__call__", trace)
+    overloaded = '{"error":"Model is overloaded","error_type":"overloaded"}'
+    tgi.script({"status": 503, "body": overloaded}, {"text": "two"})
+    settings, _ = resolve({"endpoint": tgi.url, "maxRetries": 0}, {})
+    once = TGIBackend(settings)
+    try:
+        reading = asyncio.ensure_future(_text(once.stream(REQUEST)))
+        with pytest.raises(asyncio.CancelledError):
+            await reading
+        await eventually(lambda: "ACTIVE" not in once.connection_states())
+        assert await _text(once.stream(REQUEST)) == "two"
+    finally:
+        await once.aclose()
