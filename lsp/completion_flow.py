@@ -38,11 +38,53 @@ class _Position:
         return self.prefix[len(self.prefix) - typed :]
 
 
+_SUPERSEDED = object()  # a listener's result when the generation was cancelled
+
+
 @dataclass
 class _Generation:
     position: _Position
-    task: asyncio.Task[str]
-    waiters: int = 0
+    task: asyncio.Task[str] = field(init=False)
+    # One future per waiting request, settled by the generation itself as it ends: a request wakes one turn
+    # of the event loop sooner than it would waiting for the task (asyncio.wait takes two), and cancelling
+    # a request cancels only its own future.
+    listeners: set[asyncio.Future[object]] = field(default_factory=set)
+    cancelled: bool = False  # a cancellation was requested
+
+    def start(self, compute: Callable[[], Awaitable[str]]) -> None:
+        self.task = asyncio.ensure_future(self._run(compute))
+        self.task.add_done_callback(lambda _: self._settle())  # a task cancelled before it ran, say
+
+    async def _run(self, compute: Callable[[], Awaitable[str]]) -> str:
+        try:
+            text = await compute()
+        except BaseException as error:
+            self._settle(error)
+            raise
+        self._settle(text)
+        return text
+
+    def _settle(self, outcome: object = None) -> None:
+        if outcome is None:  # from the finished task
+            task = self.task
+            outcome = _SUPERSEDED if task.cancelled() else task.exception() or task.result()
+        elif isinstance(outcome, asyncio.CancelledError):
+            outcome = _SUPERSEDED
+        for listener in self.listeners:
+            if listener.done():
+                continue
+            if isinstance(outcome, BaseException):
+                listener.set_exception(outcome)
+            else:
+                listener.set_result(outcome)
+        self.listeners.clear()
+
+    def listen(self) -> asyncio.Future[object]:
+        listener: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+        self.listeners.add(listener)
+        if self.task.done():
+            self._settle()
+        return listener
 
 
 @dataclass
@@ -104,7 +146,8 @@ class CompletionFlow:
         if self._latest.get(key) != me:
             self.stats.superseded += 1
             return ""
-        generation = _Generation(here, asyncio.ensure_future(compute()))
+        generation = _Generation(here)
+        generation.start(compute)
         self._inflight[key] = generation
         self.stats.generations += 1
         self.stats.by_document[key] = self.stats.by_document.get(key, 0) + 1
@@ -131,28 +174,31 @@ class CompletionFlow:
         self._cache.clear()
 
     async def _wait(self, key: str, generation: _Generation) -> str:
-        generation.waiters += 1
+        listener = generation.listen()
         try:
-            # asyncio.wait raises only when this request is cancelled, not when the generation is.
-            await asyncio.wait({generation.task})
-        except asyncio.CancelledError:
-            generation.waiters -= 1
-            if generation.waiters == 0:
-                self._cancel(generation)
+            outcome = await listener
+        except asyncio.CancelledError:  # this request was cancelled (the generation's cancellation is an outcome)
+            if listener.cancelled():
+                generation.listeners.discard(listener)
+                if not generation.listeners:
+                    self._cancel(generation)
+            else:
+                listener.exception()  # settled just before: no "exception never retrieved" for it
             raise
-        generation.waiters -= 1
         if self._inflight.get(key) is generation:
             del self._inflight[key]
-        if generation.task.cancelled():  # a newer request superseded it
+        if outcome is _SUPERSEDED:  # a newer request superseded it
             self.stats.superseded += 1
             return ""
-        text = generation.task.result()
-        if text:
-            self._remember(generation.position, text)
-        return text
+        assert isinstance(outcome, str)
+        if outcome:
+            self._remember(generation.position, outcome)
+        return outcome
 
     def _cancel(self, generation: _Generation) -> None:
-        if not generation.task.done():
+        # Once: each call would throw one more CancelledError into the generation's clean-up.
+        if not generation.task.done() and not generation.cancelled:
+            generation.cancelled = True
             generation.task.cancel()
             self.stats.cancelled_generations += 1
 
