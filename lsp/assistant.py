@@ -108,14 +108,7 @@ class Assistant:
             return await self._generate(prompt, settings.temperature, stop_when=stopper.done, ready=ready)
 
         reply = await self._with_length_retry(ask, max_new)
-        return clean_completion(
-            reply,
-            context.prefix,
-            context.suffix,
-            single_line=context.single_line,
-            max_lines=settings.max_lines,
-            syntax=stopper.syntax,
-        )
+        return stopper.clean(reply)
 
     # -- code actions -------------------------------------------------------------------------------
 
@@ -347,15 +340,20 @@ class _CompletionStopper:
             # The clean-up of the answer asks syntax questions (a parse each) about the code: asked now,
             # between tokens, about the code so far, they are answered from memory after the last token,
             # which usually only closes the code block.
-            clean_completion(
-                reply,
-                context.prefix,
-                context.suffix,
-                single_line=context.single_line,
-                max_lines=self.max_lines,
-                syntax=self.syntax,
-            )
+            self.clean(reply)
         return decided
+
+    def clean(self, reply: str) -> str:
+        """What to insert, from the model's (whole) reply."""
+        context = self.context
+        return clean_completion(
+            reply,
+            context.prefix,
+            context.suffix,
+            single_line=context.single_line,
+            max_lines=self.max_lines,
+            syntax=self.syntax,
+        )
 
     def prepare(self) -> None:
         """Do now the work every decision and the clean-up need: the parse of the code around the cursor,

@@ -34,6 +34,14 @@ def records(count: int) -> str:
     return "".join(parts)
 
 
+def open_records(client: LanguageClient, helper: int) -> int:
+    """Open a 6,000-line module; the row of the first line in the body of function ``helper{helper}``."""
+    text = records(250)
+    open_doc(client, URI, text, language="javascript")
+    lines = text.split("\n")
+    return next(i for i, line in enumerate(lines) if line.startswith(f"export function helper{helper}(")) + 1
+
+
 @pytest_lsp.fixture(config=ClientServerConfig(server_command=server_command(), server_env=clean_env()))
 async def client(lsp_client: LanguageClient, tgi: TGI):
     await initialize(lsp_client, {"endpoint": tgi.url, "completion": {"debounceMs": 0}})
@@ -42,10 +50,7 @@ async def client(lsp_client: LanguageClient, tgi: TGI):
 
 
 async def test_context_is_right_while_keystrokes_outrun_the_reparse(client: LanguageClient, tgi: TGI) -> None:
-    text = records(250)
-    open_doc(client, URI, text, language="javascript")
-    lines = text.split("\n")
-    row = next(i for i, line in enumerate(lines) if line.startswith("export function helper200(")) + 1
+    row = open_records(client, helper=200)
     typed = "  const value = compute(this.items["
     version = 1
     for column, char in enumerate(typed):  # no waiting between keystrokes, as a fast typist's editor sends them
@@ -86,10 +91,7 @@ async def test_typing_lines_into_a_long_file_keeps_the_server_memory_flat(client
     what they read (py-tree-sitter leaks the chunks a parse reads through a callback unless given back)."""
     assert client._server is not None
     pid = client._server.pid
-    text = records(250)
-    open_doc(client, URI, text, language="javascript")
-    lines = text.split("\n")
-    row = next(i for i, line in enumerate(lines) if line.startswith("export function helper20(")) + 1
+    row = open_records(client, helper=20)
     typed = "  const value = compute(this.items[index], [\n"
     version = 1
     sizes = []
