@@ -184,6 +184,12 @@ class Document:
         return self._index is not None and self._tree is not None and not self.index_ready
 
     @property
+    def index_due(self) -> bool:
+        """Whether the document has a tree but no up-to-date definitions index: stale, or never built (a
+        document just opened). :meth:`DocumentStore.catch_up` builds it, so that a request does not."""
+        return self._tree is not None and self._language is not None and not self.index_ready
+
+    @property
     def index(self) -> FileIndex | None:
         """The definitions and imports of the document, up to date; None for plain text."""
         if self._index is not None and self._tree is None and self._index_version == self.version:
@@ -392,21 +398,22 @@ class DocumentStore:
 
     @property
     def behind(self) -> bool:
-        """Whether an open document has a re-parse pending or a definitions index to bring up to date."""
-        return any(doc.has_tree and (not doc.parsed or doc.index_stale) for doc in self._docs.values())
+        """Whether an open document has a re-parse pending or a definitions index to build or bring up to
+        date."""
+        return any(doc.has_tree and (not doc.parsed or doc.index_due) for doc in self._docs.values())
 
     def catch_up(self, budget: float = PARSE_SLICE) -> bool:
         """Do one piece of the upkeep edits left for later, the most recently used document first: a slice
-        of at most about ``budget`` seconds of a pending re-parse, else the refresh of one definitions index.
-        Returns whether nothing is left."""
+        of at most about ``budget`` seconds of a pending re-parse, else building or refreshing one definitions
+        index. Returns whether nothing is left."""
         docs = [doc for doc in reversed(self._docs.values()) if doc.has_tree]
         pending = next((doc for doc in docs if not doc.parsed), None)
         if pending is not None:
             pending.parse_step(budget)
         else:
-            stale = next((doc for doc in docs if doc.index_stale), None)
-            if stale is not None:
-                stale.index  # noqa: B018 - brings it up to date
+            due = next((doc for doc in docs if doc.index_due), None)
+            if due is not None:
+                due.index  # noqa: B018 - builds it or brings it up to date
         return not self.behind
 
     def close(self, uri: str) -> None:

@@ -17,6 +17,7 @@ def register(server: CodellamaServer) -> None:
     def did_open(ls: CodellamaServer, params: types.DidOpenTextDocumentParams) -> None:
         doc = params.text_document
         ls.documents.open(doc.uri, doc.language_id, doc.version, doc.text)
+        ls.catch_up_later()  # its definitions index, built between messages rather than by the next request
 
     @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
     def did_change(ls: CodellamaServer, params: types.DidChangeTextDocumentParams) -> None:
