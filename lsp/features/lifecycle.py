@@ -10,6 +10,7 @@ from typing import Any
 from lsprotocol import types
 
 from lsp.config import Settings
+from lsp.features import streaming
 from lsp.server import CodellamaServer
 
 log = logging.getLogger(__name__)
@@ -22,6 +23,7 @@ def register(server: CodellamaServer) -> None:
     def initialize(ls: CodellamaServer, params: types.InitializeParams) -> None:
         ls.set_root(params)
         ls.pending_problems += ls.apply_settings(_as_dict(params.initialization_options))
+        streaming.negotiate(ls, params.initialization_options)
 
     @server.feature(types.INITIALIZED)
     def initialized(ls: CodellamaServer, params: types.InitializedParams) -> None:
