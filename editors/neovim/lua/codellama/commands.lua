@@ -7,6 +7,12 @@ local M = {}
 
 local api = vim.api
 
+lsp.on_partial = function(partial)
+  vim.schedule(function()
+    M.on_partial(partial)
+  end)
+end
+
 local RUN = "codellama.run"
 local TOGGLE = "codellama.toggleCompletions"
 local SHOW_EXPLANATION = "codellama.showExplanation"
@@ -34,20 +40,12 @@ function M.close_float()
   M.float = nil
 end
 
---- Show markdown in a floating window (filetype markdown); q or <Esc> closes it.
+--- The float's size and place for these lines.
 ---@param title string
----@param markdown string
----@return integer win, integer buf
-function M.show_markdown(title, markdown)
-  M.close_float()
+---@param lines string[]
+---@return table config for nvim_open_win / nvim_win_set_config
+local function layout(title, lines)
   local float = options and options.float or {}
-  local lines = vim.split(markdown or "", "\n", { plain = true })
-  local buf = api.nvim_create_buf(false, true)
-  api.nvim_buf_set_lines(buf, 0, -1, false, lines)
-  vim.bo[buf].bufhidden = "wipe"
-  vim.bo[buf].filetype = "markdown"
-  vim.bo[buf].modifiable = false
-
   local columns, rows = vim.o.columns, vim.o.lines
   local width = #title + 4
   for _, line in ipairs(lines) do
@@ -59,22 +57,58 @@ function M.show_markdown(title, markdown)
     height = height + math.max(1, math.ceil(vim.fn.strdisplaywidth(line) / width))
   end
   height = math.max(1, math.min(height, float.max_height or 30, rows - 4))
-
   local config = {
     relative = "editor",
     width = width,
     height = height,
     row = math.max(0, math.floor((rows - height) / 2) - 1),
     col = math.max(0, math.floor((columns - width) / 2)),
-    style = "minimal",
-    border = float.border or "rounded",
-    zindex = 50,
   }
-  if vim.fn.has("nvim-0.9") == 1 and config.border ~= "none" then
+  if vim.fn.has("nvim-0.9") == 1 and (float.border or "rounded") ~= "none" then
     config.title = " " .. title .. " "
     config.title_pos = "center"
   end
+  return config
+end
+
+local function fill(buf, lines)
+  vim.bo[buf].modifiable = true
+  api.nvim_buf_set_lines(buf, 0, -1, false, lines)
+  vim.bo[buf].modifiable = false
+end
+
+--- Show markdown in a floating window (filetype markdown); q or <Esc> closes it. A float still showing
+--- a streamed answer (opened with `live`) is reused: the final text replaces the partial one in place.
+---@param title string
+---@param markdown string
+---@param live {token: string, enter: boolean}? the answer is still being written
+---@return integer win, integer buf
+function M.show_markdown(title, markdown, live)
+  local lines = vim.split(markdown or "", "\n", { plain = true })
+  local current = M.float
+  if current and current.live and api.nvim_win_is_valid(current.win) and (not live or live.token == current.live) then
+    fill(current.buf, lines)
+    api.nvim_win_set_config(current.win, layout(title, lines))
+    current.title, current.live = title, live and live.token or nil
+    emit("CodellamaFloat", { win = current.win, buf = current.buf, title = title, live = current.live })
+    return current.win, current.buf
+  end
+  M.close_float()
+  local float = options and options.float or {}
+  local buf = api.nvim_create_buf(false, true)
+  fill(buf, lines)
+  vim.bo[buf].bufhidden = "wipe"
+  vim.bo[buf].filetype = "markdown"
+
+  local config = vim.tbl_extend("force", layout(title, lines), {
+    style = "minimal",
+    border = float.border or "rounded",
+    zindex = 50,
+  })
   local enter = float.enter ~= false
+  if live then
+    enter = enter and live.enter
+  end
   local source = api.nvim_get_current_buf()
   local win = api.nvim_open_win(buf, enter, config)
   vim.wo[win].wrap = true
@@ -95,9 +129,39 @@ function M.show_markdown(title, markdown)
       end,
     })
   end
-  M.float = { win = win, buf = buf, title = title }
-  emit("CodellamaFloat", { win = win, buf = buf, title = title })
+  M.float = { win = win, buf = buf, title = title, live = live and live.token or nil }
+  emit("CodellamaFloat", { win = win, buf = buf, title = title, live = M.float.live })
   return win, buf
+end
+
+local MARKDOWN_ACTIONS = { explain = true, ask = true }
+
+--- A `codellama/partial` notification: the answer so far grows in a float (explanations, answers), or
+--- in a preview float for code (refactor, docstring, ...) that closes when the work ends, since the
+--- edit is then offered as before. A finished explanation's float waits for the final text.
+---@param partial {token: string, action: string?, title: string?, text: string?, done: boolean, outcome: string?}
+function M.on_partial(partial)
+  if options and options.streaming == false then
+    return
+  end
+  local markdown = MARKDOWN_ACTIONS[partial.action] == true
+  local ours = M.float and M.float.live == partial.token
+  if partial.done then
+    if ours and not (markdown and partial.outcome == "done") then
+      M.close_float()
+    end
+    return
+  end
+  local text = partial.text or ""
+  if text == "" then
+    return
+  end
+  local title = partial.title or "CodeLlama"
+  if not markdown then
+    title = title .. " (preview)"
+  end
+  M.show_markdown(title, text, { token = partial.token, enter = markdown })
+  emit("CodellamaPartial", { token = partial.token, action = partial.action, length = #text })
 end
 
 --- The LSP range a command works on: the visual selection, the given lines, or the cursor (the server
