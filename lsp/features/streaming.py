@@ -6,7 +6,8 @@ server then sends the notification `codellama/partial`:
 
     {token, action, title, uri, text, done, outcome?}
 
-`text` is the model's whole reply so far (raw: an explanation's markdown, or a refactoring's code with its
+The first one, sent as the work begins, has an empty `text` (a client may open its view then, while
+the model starts). `text` is the model's whole reply so far (raw: an explanation's markdown, or a refactoring's code with its
 fences), so a client can replace what it shows and never has to stitch pieces together; `done` is true in
 the last one, sent when the work ends, with `outcome` "done", "failed" or "cancelled". What the client
 finally gets (the explanation to show, the edit to apply) comes as before: the partials are a live view,
@@ -56,6 +57,11 @@ class PartialAnswers:
         self.timer: asyncio.TimerHandle | None = None
         self.closed = False
 
+    def start(self) -> None:
+        """The empty start: a client can open its view while the model starts."""
+        self.sent = ""
+        self._send(done=False)
+
     def __call__(self, text: str) -> None:
         if self.closed:
             return
@@ -95,4 +101,6 @@ def partial_answers(ls: CodellamaServer, token: str, title: str, about: dict[str
     """The sender for one action's progress token, or None when the client did not ask for partials."""
     if not wants_partials(ls):
         return None
-    return PartialAnswers(ls, token, title, about or {})
+    partials = PartialAnswers(ls, token, title, about or {})
+    partials.start()
+    return partials

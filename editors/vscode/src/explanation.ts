@@ -2,8 +2,8 @@
 // preview, beside the code. Nothing is written to disk and nothing asks to be saved on close.
 //
 // While an action runs, the server streams its answer so far (codellama/partial) into a markdown editor
-// beside the code, opened with the first words: an editor shows them at once, where the markdown
-// preview's webview takes seconds to start the first time. An explanation's final answer then replaces
+// beside the code, opened as the work begins (so that it is ready by the first words): an editor shows
+// text at once, where the markdown preview's webview takes seconds to start the first time. An explanation's final answer then replaces
 // the text in place; a refactoring's preview closes when the edit is offered.
 
 import * as vscode from 'vscode';
@@ -41,7 +41,7 @@ export class ExplanationView implements vscode.TextDocumentContentProvider, vsco
     partial(params: PartialParams): void {
         let view = this.live.get(params.token);
         if (view === undefined) {
-            if (params.done || !params.text) {
+            if (params.done) {
                 return;
             }
             const markdown = isMarkdownAction(params.action);
