@@ -6,12 +6,14 @@ server then sends the notification `codellama/partial`:
 
     {token, action, title, uri, text, done, outcome?}
 
-The first one, sent as the work begins, has an empty `text` (a client may open its view then, while
-the model starts). `text` is the model's whole reply so far (raw: an explanation's markdown, or a refactoring's code with its
-fences), so a client can replace what it shows and never has to stitch pieces together; `done` is true in
-the last one, sent when the work ends, with `outcome` "done", "failed" or "cancelled". What the client
-finally gets (the explanation to show, the edit to apply) comes as before: the partials are a live view,
-never an edit. A client that did not ask gets exactly what it got before: no such notification.
+The first one, sent as the work begins, has an empty `text`: a client may open its view then, while
+the model starts. `text` is the model's whole reply so far (raw: an explanation's markdown, or a
+refactoring's code with its fences), so a client replaces what it shows and never stitches pieces
+together. `done` is true in the last one, sent when the work ends, with `outcome` "done", "failed" or
+"cancelled". What the client finally gets (the explanation to show, the edit to apply) comes as before:
+the partials are a live view, never an edit. A client that did not ask gets exactly what it got before:
+no such notification. Streaming needs the `window.workDoneProgress` capability (the token is the
+progress token).
 """
 
 from __future__ import annotations
