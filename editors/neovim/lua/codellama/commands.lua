@@ -7,10 +7,16 @@ local M = {}
 
 local api = vim.api
 
+-- Partials are shown in the order they came, before the action's answer (which the server sends after
+-- them): deferring them could let a late one reopen a live float over the final text.
 lsp.on_partial = function(partial)
-  vim.schedule(function()
+  if vim.in_fast_event() then
+    vim.schedule(function()
+      M.on_partial(partial)
+    end)
+  else
     M.on_partial(partial)
-  end)
+  end
 end
 
 local RUN = "codellama.run"
@@ -135,6 +141,8 @@ function M.show_markdown(title, markdown, live)
 end
 
 local MARKDOWN_ACTIONS = { explain = true, ask = true }
+-- Tokens whose work has ended: nothing more is shown for them.
+local finished, finished_count = {}, 0
 
 --- A `codellama/partial` notification: the answer so far grows in a float (explanations, answers), or
 --- in a preview float for code (refactor, docstring, ...) that closes when the work ends, since the
@@ -144,9 +152,17 @@ function M.on_partial(partial)
   if options and options.streaming == false then
     return
   end
+  if finished[partial.token] then
+    return
+  end
   local markdown = MARKDOWN_ACTIONS[partial.action] == true
   local ours = M.float and M.float.live == partial.token
   if partial.done then
+    finished_count = finished_count + 1
+    if finished_count > 100 then
+      finished, finished_count = {}, 1
+    end
+    finished[partial.token] = true
     if ours and not (markdown and partial.outcome == "done") then
       M.close_float()
     end
