@@ -47,10 +47,10 @@ export class ExplanationView implements vscode.TextDocumentContentProvider, vsco
             const markdown = isMarkdownAction(params.action);
             view = { uri: this.newUri(markdown ? params.title : `${params.title} (preview)`), title: params.title, markdown };
             this.live.set(params.token, view);
-            this.set(view.uri, liveMarkdown(view.title, params.text, false));
+            this.set(view.uri, liveMarkdown(view.title, params.text, undefined));
             void this.open(view.uri, false);
         } else {
-            this.set(view.uri, liveMarkdown(view.title, params.text, params.done));
+            this.set(view.uri, liveMarkdown(view.title, params.text, params.done ? params.outcome ?? 'done' : undefined));
         }
         if (params.done) {
             this.live.delete(params.token);
@@ -139,7 +139,9 @@ export class ExplanationView implements vscode.TextDocumentContentProvider, vsco
     }
 }
 
-/** The live view's text: the heading, the answer so far, and a note while it is still being written. */
-function liveMarkdown(title: string, text: string, done: boolean): string {
-    return `# ${title}\n\n${text.trimEnd()}\n${done ? '' : '\n*… writing*\n'}`;
+/** The live view's text: the heading, the answer so far, and a note while it is being written or if it
+ * ended early (`outcome` undefined: still running). */
+function liveMarkdown(title: string, text: string, outcome: string | undefined): string {
+    const note = outcome === undefined ? '\n*… writing*\n' : outcome === 'done' ? '' : `\n*(${outcome})*\n`;
+    return `# ${title}\n\n${text.trimEnd()}\n${note}`;
 }
