@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -38,7 +39,7 @@ ARTIFACTS = ROOT / "test-artifacts" / "vscode-real"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
 try:
-    from playwright.sync_api import Frame, Page, sync_playwright
+    from playwright.sync_api import Frame, Page, Route, sync_playwright
 except ImportError:  # pragma: no cover - only where Playwright is not installed
     sync_playwright = None  # type: ignore[assignment]
 
@@ -291,6 +292,19 @@ def test_the_extension_in_real_vs_code(code_server: tuple[CodeServer, TGI]) -> N
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 900})
+            blocked: list[str] = []
+            report["blocked_requests"] = blocked
+
+            def loopback_only(route: Route) -> None:
+                """The browser talks to code-server on loopback, and to nothing else."""
+                host = urlsplit(route.request.url).hostname or ""
+                if route.request.url.startswith(("data:", "blob:")) or host in ("127.0.0.1", "localhost"):
+                    route.continue_()
+                else:
+                    blocked.append(route.request.url)
+                    route.abort()
+
+            page.route("**/*", loopback_only)
             page.goto(f"{server.url}/?folder={server.workspace}")
             ui = Workbench(page, server.workspace)
             _walk_through(ui, server, tgi, report)
@@ -371,6 +385,7 @@ def _walk_through(ui: Workbench, server: CodeServer, tgi: TGI, report: dict[str,
     until("the first words of the second explanation", lambda: ui.frame_text("Warm words"), timeout=30, every=0.01)
     report["first_words_warm_ms"] = round((time.monotonic() - started) * 1000)
     ui.shot("explain-again-first-words")
+    until("the second explanation is complete", lambda: _complete(ui, "Warm words"), timeout=60)
 
     # 5. Refactor applies an edit (after a live preview of the code).
     tgi.script({"text": f"```python\n{REFACTORED}\n```", "chunk_delay": 0.02})
@@ -405,6 +420,7 @@ def _walk_through(ui: Workbench, server: CodeServer, tgi: TGI, report: dict[str,
     finally:
         back.close()
     report["screenshots"] = ui.shots
+    assert report["blocked_requests"] == [], "the browser asked for something beyond loopback"
     print(
         f"\nVS Code: first words {report['first_words_ms']} ms (again: {report['first_words_warm_ms']} ms), "
         f"whole answer {report['whole_answer_ms']} ms"
@@ -416,7 +432,7 @@ def _answer(page_text: str) -> str:
     return page_text[page_text.find("Streaming words") :]
 
 
-def _complete(ui: Workbench) -> str | None:
+def _complete(ui: Workbench, needle: str = "Streaming words") -> str | None:
     """The explanation's text once the live view says it is no longer being written."""
-    text = ui.frame_text("Streaming words")
-    return text if text and "writing" not in text and text.count("Streaming words") == 3 else None
+    text = ui.frame_text(needle)
+    return text if text and "writing" not in text and text.count(needle) == 3 else None

@@ -37,6 +37,24 @@ export class ExplanationView implements vscode.TextDocumentContentProvider, vsco
         return this.contents.get(uri.toString()) ?? '*This explanation is no longer available.*\n';
     }
 
+    /**
+     * What the first live view would otherwise wait for, done once in the background: the built-in
+     * markdown extension's activation, and the editor worker that VS Code starts to apply a virtual
+     * document's first change (seconds, the first time, on a busy machine: the first words would wait).
+     */
+    async warmUp(): Promise<void> {
+        const uri = vscode.Uri.from({ scheme: EXPLANATION_SCHEME, path: '/warm-up.md' });
+        try {
+            this.contents.set(uri.toString(), '');
+            await vscode.workspace.openTextDocument(uri);
+            this.set(uri, '\n');
+        } catch (error) {
+            this.log.debug(`warming up the explanation view: ${String(error)}`);
+        } finally {
+            this.contents.delete(uri.toString());
+        }
+    }
+
     /** A codellama/partial notification: open the live view with the first words, then grow it. */
     partial(params: PartialParams): void {
         let view = this.live.get(params.token);

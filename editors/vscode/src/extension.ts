@@ -37,6 +37,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
         }),
     );
     await server.start();
+    void explanations.warmUp();
 }
 
 export async function deactivate(): Promise<void> {
