@@ -125,7 +125,7 @@ end
 
 --- The text of the answer float, once final (nil while a streamed answer is still being written).
 local function float_text()
-  local float = require("codellama.commands").float
+  local float = require("codellama.float").current
   if not float or float.live or not api.nvim_win_is_valid(float.win) then
     return nil
   end
@@ -398,7 +398,7 @@ end
 function scenarios.streaming()
   require("codellama").setup(options())
   local bufnr = open_and_attach()
-  local commands = require("codellama.commands")
+  local floats = require("codellama.float")
   local first, partials, lengths, live_wins = nil, 0, {}, {}
   local t0 = 0
   api.nvim_create_autocmd("User", {
@@ -408,7 +408,7 @@ function scenarios.streaming()
       partials = partials + 1
       first = first or (vim.uv.hrtime() - t0) / 1e6
       table.insert(lengths, args.data.length)
-      local float = commands.float
+      local float = floats.current
       live_wins[float and float.win or -1] = float and float.title or false
     end,
   })
@@ -424,7 +424,7 @@ function scenarios.streaming()
   t0 = vim.uv.hrtime()
   vim.cmd("CodellamaExplain")
   local live = wait_for("the first words are shown", function()
-    local float = commands.float
+    local float = floats.current
     return float and float.live and api.nvim_win_is_valid(float.win) and {
       win = float.win,
       title = float.title,
@@ -451,7 +451,7 @@ function scenarios.streaming()
   sleep(50)
   results.data.preview_titles = vim.tbl_values(live_wins)
   results.data.preview_partials = partials
-  results.data.float_after_refactor = commands.float ~= nil
+  results.data.float_after_refactor = floats.current ~= nil
   results.data.after_refactor = lines(bufnr)
 end
 

@@ -1,5 +1,5 @@
--- User commands (:CodellamaExplain, :CodellamaRefactor, ...), the explanation float, and the client-side
--- handlers for the commands the server's code actions carry.
+-- User commands (:CodellamaExplain, :CodellamaRefactor, ...) and the client-side handlers for the
+-- commands the server's code actions carry. The explanation float is codellama.float.
 local lsp = require("codellama.lsp")
 local inline = require("codellama.inline")
 
@@ -7,17 +7,6 @@ local M = {}
 
 local api = vim.api
 
--- Partials are shown in the order they came, before the action's answer (which the server sends after
--- them): deferring them could let a late one reopen a live float over the final text.
-lsp.on_partial = function(partial)
-  if vim.in_fast_event() then
-    vim.schedule(function()
-      M.on_partial(partial)
-    end)
-  else
-    M.on_partial(partial)
-  end
-end
 
 local RUN = "codellama.run"
 local TOGGLE = "codellama.toggleCompletions"
@@ -27,8 +16,10 @@ local REVIEW_PROPOSAL = "codellama.reviewProposal"
 local options = nil ---@type table?
 local mapped = {} ---@type {mode: string, lhs: string}[]
 
--- The explanation window shown last: { win, buf }.
-M.float = nil
+local float = require("codellama.float")
+M.close_float = float.close
+M.show_markdown = float.show
+M.on_partial = float.on_partial
 
 local function notify(message, level)
   vim.notify("codellama: " .. message, level or vim.log.levels.INFO)
@@ -36,148 +27,6 @@ end
 
 local function emit(pattern, data)
   pcall(api.nvim_exec_autocmds, "User", { pattern = pattern, modeline = false, data = data })
-end
-
---- Close the explanation window, if open.
-function M.close_float()
-  if M.float and api.nvim_win_is_valid(M.float.win) then
-    pcall(api.nvim_win_close, M.float.win, true)
-  end
-  M.float = nil
-end
-
---- The float's size and place for these lines.
----@param title string
----@param lines string[]
----@return table config for nvim_open_win / nvim_win_set_config
-local function layout(title, lines)
-  local float = options and options.float or {}
-  local columns, rows = vim.o.columns, vim.o.lines
-  local width = #title + 4
-  for _, line in ipairs(lines) do
-    width = math.max(width, vim.fn.strdisplaywidth(line))
-  end
-  width = math.max(20, math.min(width, float.max_width or 100, columns - 4))
-  local height = 0
-  for _, line in ipairs(lines) do
-    height = height + math.max(1, math.ceil(vim.fn.strdisplaywidth(line) / width))
-  end
-  height = math.max(1, math.min(height, float.max_height or 30, rows - 4))
-  local config = {
-    relative = "editor",
-    width = width,
-    height = height,
-    row = math.max(0, math.floor((rows - height) / 2) - 1),
-    col = math.max(0, math.floor((columns - width) / 2)),
-  }
-  if vim.fn.has("nvim-0.9") == 1 and (float.border or "rounded") ~= "none" then
-    config.title = " " .. title .. " "
-    config.title_pos = "center"
-  end
-  return config
-end
-
-local function fill(buf, lines)
-  vim.bo[buf].modifiable = true
-  api.nvim_buf_set_lines(buf, 0, -1, false, lines)
-  vim.bo[buf].modifiable = false
-end
-
---- Show markdown in a floating window (filetype markdown); q or <Esc> closes it. A float still showing
---- a streamed answer (opened with `live`) is reused: the final text replaces the partial one in place.
----@param title string
----@param markdown string
----@param live {token: string, enter: boolean}? the answer is still being written
----@return integer win, integer buf
-function M.show_markdown(title, markdown, live)
-  local lines = vim.split(markdown or "", "\n", { plain = true })
-  local current = M.float
-  if current and current.live and api.nvim_win_is_valid(current.win) and (not live or live.token == current.live) then
-    fill(current.buf, lines)
-    api.nvim_win_set_config(current.win, layout(title, lines))
-    current.title, current.live = title, live and live.token or nil
-    emit("CodellamaFloat", { win = current.win, buf = current.buf, title = title, live = current.live })
-    return current.win, current.buf
-  end
-  M.close_float()
-  local float = options and options.float or {}
-  local buf = api.nvim_create_buf(false, true)
-  fill(buf, lines)
-  vim.bo[buf].bufhidden = "wipe"
-  vim.bo[buf].filetype = "markdown"
-
-  local config = vim.tbl_extend("force", layout(title, lines), {
-    style = "minimal",
-    border = float.border or "rounded",
-    zindex = 50,
-  })
-  local enter = float.enter ~= false
-  if live then
-    enter = enter and live.enter
-  end
-  local source = api.nvim_get_current_buf()
-  local win = api.nvim_open_win(buf, enter, config)
-  vim.wo[win].wrap = true
-  vim.wo[win].linebreak = true
-  vim.wo[win].conceallevel = 2
-  vim.wo[win].concealcursor = "n"
-  for _, key in ipairs({ "q", "<Esc>" }) do
-    vim.keymap.set("n", key, M.close_float, { buffer = buf, nowait = true, silent = true, desc = "codellama: close" })
-  end
-  if not enter then
-    api.nvim_create_autocmd({ "CursorMoved", "InsertEnter", "BufLeave" }, {
-      buffer = source,
-      once = true,
-      callback = function()
-        if M.float and M.float.win == win then
-          M.close_float()
-        end
-      end,
-    })
-  end
-  M.float = { win = win, buf = buf, title = title, live = live and live.token or nil }
-  emit("CodellamaFloat", { win = win, buf = buf, title = title, live = M.float.live })
-  return win, buf
-end
-
-local MARKDOWN_ACTIONS = { explain = true, ask = true }
--- Tokens whose work has ended: nothing more is shown for them.
-local finished, finished_count = {}, 0
-
---- A `codellama/partial` notification: the answer so far grows in a float (explanations, answers), or
---- in a preview float for code (refactor, docstring, ...) that closes when the work ends, since the
---- edit is then offered as before. A finished explanation's float waits for the final text.
----@param partial {token: string, action: string?, title: string?, text: string?, done: boolean, outcome: string?}
-function M.on_partial(partial)
-  if options and options.streaming == false then
-    return
-  end
-  if finished[partial.token] then
-    return
-  end
-  local markdown = MARKDOWN_ACTIONS[partial.action] == true
-  local ours = M.float and M.float.live == partial.token
-  if partial.done then
-    finished_count = finished_count + 1
-    if finished_count > 100 then
-      finished, finished_count = {}, 1
-    end
-    finished[partial.token] = true
-    if ours and not (markdown and partial.outcome == "done") then
-      M.close_float()
-    end
-    return
-  end
-  local text = partial.text or ""
-  if text == "" then
-    return
-  end
-  local title = partial.title or "CodeLlama"
-  if not markdown then
-    title = title .. " (preview)"
-  end
-  M.show_markdown(title, text, { token = partial.token, enter = markdown })
-  emit("CodellamaPartial", { token = partial.token, action = partial.action, length = #text })
 end
 
 --- The LSP range a command works on: the visual selection, the given lines, or the cursor (the server
@@ -359,6 +208,7 @@ end
 ---@param opts table
 function M.setup(opts)
   options = opts
+  float.setup(opts)
   for _, spec in ipairs(COMMANDS) do
     api.nvim_create_user_command(spec.name, function(cmd)
       M.run(spec.action, cmd)
