@@ -10,6 +10,7 @@ from typing import Any
 from lsprotocol import types
 
 from lsp.config import Settings
+from lsp.features.common import negotiated_encoding
 from lsp.server import CodellamaServer
 
 log = logging.getLogger(__name__)
@@ -21,6 +22,8 @@ def register(server: CodellamaServer) -> None:
     @server.feature(types.INITIALIZE)
     def initialize(ls: CodellamaServer, params: types.InitializeParams) -> None:
         ls.set_root(params)
+        # pygls chose the client's first supported encoding; every position is read and written in it
+        ls.documents.encoding = negotiated_encoding(ls.workspace.position_encoding)
         ls.pending_problems += ls.apply_settings(_as_dict(params.initialization_options))
 
     @server.feature(types.INITIALIZED)

@@ -12,7 +12,7 @@ from pytest_lsp import ClientServerConfig, LanguageClient
 
 from lsp.features.lifecycle import STATS_METHOD
 from tests.conftest import TGI, clean_env, server_command
-from tests.e2e.helpers import edit_doc, initialize, open_doc
+from tests.e2e.helpers import CLIENTS, ENCODING_OF, NON_ASCII, column, edit_doc, initialize, open_doc
 from tests.e2e.kit import complete
 
 URI = "file:///tmp/project/records.js"
@@ -104,3 +104,78 @@ async def test_typing_lines_into_a_long_file_keeps_the_server_memory_flat(client
         sizes.append(_rss_kb(pid))
     growth_mb = (sizes[-1] - sizes[1]) / 1024
     assert growth_mb < 8, f"server memory grew {growth_mb:.1f} MB over 6 lines: {sizes}"
+
+
+# -- position encodings, under real clients' capabilities ------------------------------------------------
+
+
+@pytest_lsp.fixture(params=CLIENTS, config=ClientServerConfig(server_command=server_command(), server_env=clean_env()))
+async def real_client(lsp_client: LanguageClient, tgi: TGI, request: pytest.FixtureRequest):
+    name = request.param
+    result = await initialize(lsp_client, {"endpoint": tgi.url, "completion": {"debounceMs": 0}}, capabilities=name)
+    lsp_client.encoding = ENCODING_OF[name]  # type: ignore[attr-defined]
+    lsp_client.announced = result.capabilities.position_encoding  # type: ignore[attr-defined]
+    yield
+    await lsp_client.shutdown_session()
+
+
+def encoding_of(client: LanguageClient) -> str:
+    encoding: str = client.encoding  # type: ignore[attr-defined]
+    return encoding
+
+
+async def test_the_server_announces_the_encoding_the_client_prefers(real_client: LanguageClient) -> None:
+    assert real_client.announced == encoding_of(real_client)  # type: ignore[attr-defined]
+
+
+async def test_edits_after_non_ascii_text_land_where_the_editor_made_them(real_client: LanguageClient, tgi: TGI) -> None:
+    """Inserting after an accent, a CJK character and an emoji, with columns in the negotiated encoding."""
+    encoding = encoding_of(real_client)
+    uri = "file:///tmp/project/greet.py"
+    line = "    " + NON_ASCII
+    open_doc(real_client, uri, f"def greet() -> str:\n{line}\n    return s\n")
+    version = 1
+    for after, typed in (("😀", "Z"), ("字", "Y"), ("é", "X")):  # right to left: earlier columns stay valid
+        at = column(line[: line.index(after) + len(after)], encoding)
+        version += 1
+        edit_doc(real_client, uri, version, (1, at), (1, at), typed)
+    edited = "    s = 'héXllo' + '漢字Y' + '😀Z'"
+    end = column(edited, encoding)
+    tgi.script({"text": "```python\n  # ok\n```"}, {"text": "```python\n  # ok\n```"})
+    result = await real_client.text_document_inline_completion_async(
+        types.InlineCompletionParams(
+            text_document=types.TextDocumentIdentifier(uri),
+            position=types.Position(1, end),
+            context=types.InlineCompletionContext(trigger_kind=types.InlineCompletionTriggerKind.Invoked),
+        )
+    )
+    assert isinstance(result, types.InlineCompletionList) and result.items
+    assert f"{edited}<CURSOR>\n" in tgi.requests()[-1]["inputs"]
+    assert result.items[0].range == types.Range(types.Position(1, end), types.Position(1, end))
+    # a character past the end of the line means the end of the line (LSP), answered in the client's units
+    result = await real_client.text_document_inline_completion_async(
+        types.InlineCompletionParams(
+            text_document=types.TextDocumentIdentifier(uri),
+            position=types.Position(1, end + 40),
+            context=types.InlineCompletionContext(trigger_kind=types.InlineCompletionTriggerKind.Invoked),
+        )
+    )
+    assert isinstance(result, types.InlineCompletionList) and result.items
+    assert result.items[0].range == types.Range(types.Position(1, end), types.Position(1, end))
+
+
+async def test_a_classic_completion_replaces_the_word_in_the_clients_units(real_client: LanguageClient, tgi: TGI) -> None:
+    encoding = encoding_of(real_client)
+    uri = "file:///tmp/project/where.py"
+    line = "    return '😀 é 漢' + os.ge"
+    open_doc(real_client, uri, f"import os\n\n\ndef where() -> str:\n{line}\n")
+    tgi.script({"text": "```python\nos.getcwd()\n```"})
+    result = await real_client.text_document_completion_async(
+        types.CompletionParams(types.TextDocumentIdentifier(uri), types.Position(4, column(line, encoding)))
+    )
+    assert isinstance(result, types.CompletionList)
+    [item] = result.items
+    assert isinstance(item.text_edit, types.TextEdit)
+    start = column(line[: line.index("ge")], encoding)
+    assert item.text_edit.range == types.Range(types.Position(4, start), types.Position(4, column(line, encoding)))
+    assert item.text_edit.new_text == "getcwd()"
