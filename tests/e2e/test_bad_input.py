@@ -68,7 +68,9 @@ async def test_a_character_past_the_end_of_its_line_means_the_line_end(
 
 
 @pytest.mark.parametrize(("line", "character"), [(4, 0), (99, 0), (2**31 - 1, 2**31 - 1)])
-async def test_a_line_past_the_end_is_a_clear_error(client: LanguageClient, tgi: TGI, line: int, character: int) -> None:
+async def test_a_line_past_the_end_is_a_clear_error(
+    client: LanguageClient, tgi: TGI, line: int, character: int
+) -> None:
     uri, _ = kit.unique_doc(client)
     with pytest.raises(Exception, match=rf"invalid position {line}:{character} in {uri}"):
         await client.text_document_completion_async(completion_params(uri, line, character))
@@ -135,7 +137,9 @@ async def test_unknown_documents(client: LanguageClient, tgi: TGI) -> None:
     await still_serves(client, tgi)
 
 
-async def test_changes_whose_version_does_not_increase_are_applied_and_logged(client: LanguageClient, tgi: TGI) -> None:
+async def test_changes_whose_version_does_not_increase_are_applied_and_logged(
+    client: LanguageClient, tgi: TGI
+) -> None:
     """Dropping what the editor changed would leave the server's copy different from the editor's for good."""
     uri = "file:///tmp/project/versions.py"
     kit.open_doc(client, uri, "def f(a):\n    return a\n", version=5)

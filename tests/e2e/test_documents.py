@@ -12,7 +12,8 @@ from pytest_lsp import ClientServerConfig, LanguageClient
 
 from lsp.features.lifecycle import STATS_METHOD
 from tests.conftest import TGI, clean_env, server_command
-from tests.e2e.helpers import CLIENTS, ENCODING_OF, NON_ASCII, column, edit_doc, initialize, open_doc
+from tests.e2e import helpers
+from tests.e2e.helpers import CLIENTS, ENCODING_OF, NON_ASCII, edit_doc, initialize, open_doc
 from tests.e2e.kit import complete
 
 URI = "file:///tmp/project/records.js"
@@ -128,7 +129,9 @@ async def test_the_server_announces_the_encoding_the_client_prefers(real_client:
     assert real_client.announced == encoding_of(real_client)  # type: ignore[attr-defined]
 
 
-async def test_edits_after_non_ascii_text_land_where_the_editor_made_them(real_client: LanguageClient, tgi: TGI) -> None:
+async def test_edits_after_non_ascii_text_land_where_the_editor_made_them(
+    real_client: LanguageClient, tgi: TGI
+) -> None:
     """Inserting after an accent, a CJK character and an emoji, with columns in the negotiated encoding."""
     encoding = encoding_of(real_client)
     uri = "file:///tmp/project/greet.py"
@@ -136,11 +139,11 @@ async def test_edits_after_non_ascii_text_land_where_the_editor_made_them(real_c
     open_doc(real_client, uri, f"def greet() -> str:\n{line}\n    return s\n")
     version = 1
     for after, typed in (("😀", "Z"), ("字", "Y"), ("é", "X")):  # right to left: earlier columns stay valid
-        at = column(line[: line.index(after) + len(after)], encoding)
+        at = helpers.column(line[: line.index(after) + len(after)], encoding)
         version += 1
         edit_doc(real_client, uri, version, (1, at), (1, at), typed)
     edited = "    s = 'héXllo' + '漢字Y' + '😀Z'"
-    end = column(edited, encoding)
+    end = helpers.column(edited, encoding)
     tgi.script({"text": "```python\n  # ok\n```"}, {"text": "```python\n  # ok\n```"})
     result = await real_client.text_document_inline_completion_async(
         types.InlineCompletionParams(
@@ -164,18 +167,20 @@ async def test_edits_after_non_ascii_text_land_where_the_editor_made_them(real_c
     assert result.items[0].range == types.Range(types.Position(1, end), types.Position(1, end))
 
 
-async def test_a_classic_completion_replaces_the_word_in_the_clients_units(real_client: LanguageClient, tgi: TGI) -> None:
+async def test_a_classic_completion_replaces_the_word_in_the_clients_units(
+    real_client: LanguageClient, tgi: TGI
+) -> None:
     encoding = encoding_of(real_client)
     uri = "file:///tmp/project/where.py"
     line = "    return '😀 é 漢' + os.ge"
     open_doc(real_client, uri, f"import os\n\n\ndef where() -> str:\n{line}\n")
     tgi.script({"text": "```python\nos.getcwd()\n```"})
     result = await real_client.text_document_completion_async(
-        types.CompletionParams(types.TextDocumentIdentifier(uri), types.Position(4, column(line, encoding)))
+        types.CompletionParams(types.TextDocumentIdentifier(uri), types.Position(4, helpers.column(line, encoding)))
     )
     assert isinstance(result, types.CompletionList)
     [item] = result.items
     assert isinstance(item.text_edit, types.TextEdit)
-    start = column(line[: line.index("ge")], encoding)
-    assert item.text_edit.range == types.Range(types.Position(4, start), types.Position(4, column(line, encoding)))
+    start, end = helpers.column(line[: line.index("ge")], encoding), helpers.column(line, encoding)
+    assert item.text_edit.range == types.Range(types.Position(4, start), types.Position(4, end))
     assert item.text_edit.new_text == "getcwd()"
