@@ -9,6 +9,7 @@ from typing import Any
 
 from lsprotocol import types
 
+from lsp.compat import requests_in_flight
 from lsp.config import Settings
 from lsp.features.common import negotiated_encoding
 from lsp.server import CodellamaServer
@@ -53,10 +54,10 @@ def register(server: CodellamaServer) -> None:
         """For soak tests and bug reports: what the process holds (tasks, documents, completion flow)."""
         return {
             "tasks": len(asyncio.all_tasks()),
-            "pending": len(ls.protocol._request_futures),  # pygls's table of handlers in flight
+            "pending": requests_in_flight(ls.protocol),  # pygls's table of handlers in flight
             "documents": len(ls.documents),
             "completionFlow": dataclasses.asdict(ls.completion_flow.stats),
-            "connections": getattr(ls._backend, "connection_states", dict)(),
+            "connections": ls.backend_connections(),
         }
 
 

@@ -307,6 +307,8 @@ FRAMING_FAULTS = {
     "a header line of 300 kB": b"X-Junk: " + b"x" * 300_000 + b"\r\n\r\n",
     "no length": b"Content-Type: application/vscode-jsonrpc; charset=utf-8\r\n\r\n{}\r\n",
     "length too short": b'Content-Length: 5\r\n\r\n{"jsonrpc":"2.0","id":77,"method":"x"}\r\n',
+    "length too short, the next header glued on": b'Content-Length: 5\r\n\r\n{"jsonrpc":"2.0","id":76,"method":"x"}',
+    "length too long": b'Content-Length: 900\r\n\r\n{"jsonrpc":"2.0","id":75,"method":"codellama/stats"}',
     "invalid json": frame(b'{"jsonrpc": "2.0", "id": 78, "method": '),
     "invalid utf-8": frame(b'{"jsonrpc":"2.0","id":79,"method":"codellama/stats","params":"\xff\xfe"}'),
     "not an object": frame(b"[]"),
@@ -336,6 +338,23 @@ async def test_malformed_positions_are_invalid_params(raw: kit.RawServer, tgi: T
     assert answer["error"]["code"] == -32602, answer
     assert "cannot read the params of 'textDocument/inlineCompletion'" in answer["error"]["message"]
     works(raw, tgi)
+
+
+async def test_requests_before_initialize_and_after_shutdown_get_the_errors(tgi: TGI, tmp_path: Any) -> None:
+    server = kit.RawServer(tmp_path / "stderr.log")
+    try:
+        early = server.call("textDocument/completion", {"textDocument": {"uri": "file:///x.py"},
+                                                        "position": {"line": 0, "character": 0}})
+        assert early["error"]["code"] == -32002, early
+        server.initialize(kit.settings(tgi.url))
+        assert "error" not in server.call("codellama/stats", {})
+        assert "error" not in server.call("shutdown", None)
+        late = server.call("codellama/stats", {})
+        assert late["error"]["code"] == -32600, late
+        server.notify("exit", None)
+        assert server.process.wait(timeout=10) == 0
+    finally:
+        server.close()
 
 
 async def test_requests_the_server_cannot_read_get_an_error_answer(raw: kit.RawServer, tgi: TGI) -> None:

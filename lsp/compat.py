@@ -1,0 +1,263 @@
+"""Every workaround for a bug or gap in a third-party library, in one place, pinned to the versions tested.
+
+This is the only module that may use a name starting with ``_`` from a third-party library
+(tests/unit/test_public_apis.py checks it). Each workaround says which upstream behaviour it corrects, links
+the upstream issue, and has a test in tests/unit/test_compat.py that fails when upstream changes that
+behaviour (then the workaround is re-checked, and dropped if upstream fixed it).
+
+pygls (tested: :data:`TESTED_PYGLS`):
+
+* A request whose params cannot be read is never answered: pygls structures a message while the JSON is
+  parsed, and when that fails it logs and drops the message; the client waits forever. Here it is answered
+  with the error, naming what was wrong. (upstream: https://github.com/openlawlibrary/pygls/issues/326)
+* The future of every handler stays in the protocol's table of requests for good: notifications (every
+  keystroke) and handlers a built-in one delegates to are filed under an id and never removed (~1 kB per
+  keystroke, found by tests/bench/soak.py). Here an entry leaves the table when its future is done.
+  (no upstream issue found; the neighbouring leak of ``_result_types`` is
+  https://github.com/openlawlibrary/pygls/issues/608)
+* ``shutdown`` cancels the requests in flight while iterating over the dict that cancelling them changes (a
+  thread handler's future calls back synchronously): "dictionary changed size during iteration", and the
+  server never counts as shut down. Also: it counts as shut down only once its handler finished, so an
+  ``exit`` read meanwhile exited with 1. (no upstream issue found)
+* Requests before ``initialize`` are served (LSP: error -32002), and requests after ``shutdown`` are never
+  answered (LSP: error -32600); notifications before ``initialize`` are dropped, as LSP says.
+  (upstream: https://github.com/openlawlibrary/pygls/issues/605 for the state after shutdown; LSP 3.17,
+  "initialize" and "shutdown")
+* After a ``Content-Length`` that lies, pygls's reader never finds the next message again: a body too long
+  swallows the next message (and waits for bytes that never come), one too short leaves the rest glued to the
+  next header. :class:`ResyncingReader` finds the next header. (no upstream issue found)
+* Documents are not kept twice: pygls keeps each open document in its workspace and applies every change to
+  it too (O(file) per keystroke); the server has its own store (lsp/context/documents.py), so the built-in
+  document handlers call the server's straight away.
+
+py-tree-sitter (:func:`chunks_leak`): 0.26 leaks one reference to every object a read callback returns
+(``parser_read_wrapper`` takes a buffer view on the result, which holds its own reference, and never drops
+the one the call returned; measured: ~10 MB per line typed in a 5,000-line file). No upstream issue found for
+the read callback; the same kind of leak in the progress callback is
+https://github.com/tree-sitter/py-tree-sitter/issues/483, fixed by
+https://github.com/tree-sitter/py-tree-sitter/pull/488.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import inspect
+import logging
+import re
+from collections.abc import Generator
+from importlib.metadata import version
+from typing import Any, BinaryIO
+
+from lsprotocol import types
+from lsprotocol.types import ResponseError
+from pygls.exceptions import JsonRpcException
+from pygls.io_ import StdinAsyncReader
+from pygls.protocol import LanguageServerProtocol
+from pygls.protocol.language_server import lsp_method
+
+log = logging.getLogger(__name__)
+
+TESTED_PYGLS = ("2.1",)  # minor versions whose internals the Protocol below was checked against
+LEAKING_TREE_SITTER = ("0.25.0", "0.25.1", "0.25.2", "0.26.0", "0.26.1")  # leak one reference per chunk
+
+SERVER_NOT_INITIALIZED = -32002
+INVALID_REQUEST = -32600
+
+# A header inside a body: raw CR LF cannot occur in a JSON string, and this text outside one is not JSON
+_HEADER = re.compile(rb"Content-Length: *\d+\r\n")
+
+
+def minor(package: str) -> str:
+    return ".".join(version(package).split(".")[:2])
+
+
+def pygls_tested() -> bool:
+    return minor("pygls") in TESTED_PYGLS
+
+
+class Protocol(LanguageServerProtocol):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._initialize_seen = False
+
+    # -- the lifecycle LSP prescribes --------------------------------------------------------------------
+
+    def handle_message(self, message: Any) -> None:
+        method = getattr(message, "method", None)
+        msg_id = getattr(message, "id", None)
+        request = method is not None and msg_id is not None
+        if not self._initialize_seen and method is not None and method not in (types.INITIALIZE, types.EXIT):
+            if request:
+                self.reply_error(msg_id, SERVER_NOT_INITIALIZED, f"{method}: the server is not initialized yet")
+            else:
+                log.debug("dropped %s: it came before initialize", method)
+            return
+        if self._shutdown and method != types.EXIT and request:
+            self.reply_error(msg_id, INVALID_REQUEST, f"{method}: the server is shutting down")
+            return
+        if method == types.INITIALIZE:
+            self._initialize_seen = True
+        super().handle_message(message)
+
+    def reply_error(self, msg_id: Any, code: int, message: str) -> None:
+        self._send_response(msg_id, error=ResponseError(code=code, message=message))
+
+    # -- unreadable requests get an answer ---------------------------------------------------------------
+
+    def structure_message(self, data: dict[str, Any]) -> Any:
+        try:
+            return super().structure_message(data)
+        except JsonRpcException as error:
+            if isinstance(data, dict) and "method" in data and isinstance(data.get("id"), (int, str)):
+                cause = error.__cause__
+                detail = f": {_describe(cause)}" if cause is not None else ""
+                message = f"cannot read the params of {data['method']!r}{detail}"
+                log.warning("request %s: %s", data["id"], message)
+                self._send_response(data["id"], error=ResponseError(code=error.code, message=message))
+            raise
+
+    # -- futures leave the table when done -----------------------------------------------------------------
+
+    def _execute_handler(
+        self,
+        msg_id: Any,
+        handler: Any,
+        callback: Any,
+        args: tuple[Any, ...] | None = None,
+        kwargs: dict[str, Any] | None = None,
+    ) -> None:
+        super()._execute_handler(msg_id, handler, callback, args, kwargs)
+        future = self._request_futures.get(msg_id)
+        if future is not None:
+            future.add_done_callback(lambda done: self._forget(msg_id, done))
+
+    def _forget(self, msg_id: Any, future: Any) -> None:
+        if self._request_futures.get(msg_id) is future:
+            del self._request_futures[msg_id]
+
+    # -- documents: the server's store only ----------------------------------------------------------------
+
+    @lsp_method(types.TEXT_DOCUMENT_DID_OPEN)
+    def lsp_text_document__did_open(self, params: types.DidOpenTextDocumentParams) -> None:
+        self._notify_feature(types.TEXT_DOCUMENT_DID_OPEN, params)
+
+    @lsp_method(types.TEXT_DOCUMENT_DID_CHANGE)
+    def lsp_text_document__did_change(self, params: types.DidChangeTextDocumentParams) -> None:
+        self._notify_feature(types.TEXT_DOCUMENT_DID_CHANGE, params)
+
+    @lsp_method(types.TEXT_DOCUMENT_DID_CLOSE)
+    def lsp_text_document__did_close(self, params: types.DidCloseTextDocumentParams) -> None:
+        self._notify_feature(types.TEXT_DOCUMENT_DID_CLOSE, params)
+
+    def _notify_feature(self, method: str, params: Any) -> None:
+        handler = self.fm.features.get(method)
+        if handler is None:
+            return
+        result = handler(params)
+        if inspect.isawaitable(result):  # (the server's handlers are synchronous; a coroutine still runs)
+            task = asyncio.ensure_future(result)
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    # -- shutdown --------------------------------------------------------------------------------------------
+
+    @lsp_method(types.SHUTDOWN)
+    def lsp_shutdown(self, *args: Any) -> Generator[Any, Any, None]:
+        current_id = self.msg_id  # this request's id, taken now: other messages are handled meanwhile
+        # Received is what counts (for the exit code, and to refuse requests that follow), not finished.
+        self._shutdown = True
+        if (user_handler := self.fm.features.get(types.SHUTDOWN)) is not None:
+            yield user_handler, args, None
+        for msg_id, future in list(self._request_futures.items()):
+            if msg_id != current_id and not future.done():
+                future.cancel()
+        return None
+
+
+def requests_in_flight(protocol: LanguageServerProtocol) -> int:
+    """How many handlers pygls has in flight (for the server's stats)."""
+    return len(protocol._request_futures)
+
+
+def request_future(protocol: LanguageServerProtocol, msg_id: Any) -> Any:
+    """The future pygls runs request ``msg_id``'s handler in, if it is in flight."""
+    return protocol._request_futures.get(msg_id)
+
+
+def shut_down(protocol: LanguageServerProtocol) -> bool:
+    """Whether ``shutdown`` was received."""
+    return bool(protocol._shutdown)
+
+
+class ResyncingReader(StdinAsyncReader):
+    """pygls's stdin reader (a thread reads, the loop waits), which finds the next message after a
+    ``Content-Length`` that lies."""
+
+    def __init__(self, stdin: BinaryIO, executor: Any = None) -> None:
+        super().__init__(stdin, executor)
+        self._held = b""  # bytes read past the end of a lying body: the start of the next message
+
+    async def readline(self) -> bytes:
+        if self._held:
+            line, newline, rest = self._held.partition(b"\n")
+            if newline:
+                self._held = rest
+                return _from_header(line + newline)
+            self._held = b""
+            return _from_header(line + await super().readline())
+        return _from_header(await super().readline())
+
+    async def readexactly(self, n: int) -> bytes:
+        body, self._held = self._held[:n], self._held[n:]
+        read = getattr(self.stdin, "read1", self.stdin.read)
+        while len(body) < n and _HEADER.search(body) is None:
+            # what is there, not n bytes: a body that is too long must not wait for bytes never sent
+            chunk = await self.loop.run_in_executor(self.executor, read, n - len(body))
+            if not chunk:
+                break
+            body += chunk
+        found = _HEADER.search(body)
+        if found is not None:
+            cut = found.start()
+            log.warning("a message was shorter than its Content-Length said; skipped to the next one")
+            self._held = body[cut:] + self._held
+            body = body[:cut] or b" "  # (empty would read as the end of input)
+        return body
+
+
+def _from_header(line: bytes) -> bytes:
+    """A header line glued to the remains of a body shorter than its Content-Length: the header."""
+    at = line.find(b"Content-Length:")
+    return line[at:] if at > 0 else line
+
+
+def _describe(error: BaseException) -> str:
+    """cattrs reports nested validation errors as an exception group: the first leaf says enough."""
+    while (inner := getattr(error, "exceptions", None)) and isinstance(inner[0], BaseException):
+        error = inner[0]
+    notes = getattr(error, "__notes__", None)
+    text = str(error) or type(error).__name__
+    return f"{text} ({notes[0]})" if notes else text
+
+
+# -- py-tree-sitter --------------------------------------------------------------------------------------
+
+
+def chunks_leak() -> bool:
+    """Whether the installed py-tree-sitter keeps a reference to every chunk a read callback returns."""
+    return version("tree-sitter") in LEAKING_TREE_SITTER
+
+
+_decref = ctypes.pythonapi.Py_DecRef
+_decref.argtypes = [ctypes.py_object]
+_decref.restype = None
+
+
+def release_chunks(chunks: list[bytes]) -> None:
+    """Give back the reference py-tree-sitter leaked to each chunk of a finished parse call (only on a
+    version in :data:`LEAKING_TREE_SITTER`: on any other this would free objects still in use)."""
+    if chunks_leak():
+        for chunk in chunks:
+            _decref(chunk)
