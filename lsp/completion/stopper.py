@@ -3,6 +3,8 @@ clean-up's syntax questions are answered over the document (a window of it, for 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from lsp.context.documents import Document
 from lsp.context.extract import CodeContext, block_end, parses_cleanly
 from lsp.postprocess import clean_completion, completion_decided, prepare_cleanup
@@ -47,15 +49,7 @@ class CompletionStopper:
         if newlines == self._newlines:
             return False
         self._newlines = newlines
-        context = self.context
-        decided = completion_decided(
-            reply,
-            context.prefix,
-            context.suffix,
-            single_line=context.single_line,
-            max_lines=self.max_lines,
-            syntax=self.syntax,
-        )
+        decided = bool(self._ask(completion_decided, reply))
         if not decided and self.syntax is not None:
             # The clean-up of the answer asks syntax questions (a parse each) about the code: asked now,
             # between tokens, about the code so far, they are answered from memory after the last token,
@@ -65,8 +59,11 @@ class CompletionStopper:
 
     def clean(self, reply: str) -> str:
         """What to insert, from the model's (whole) reply."""
+        return str(self._ask(clean_completion, reply))
+
+    def _ask(self, question: Callable[..., object], reply: str) -> object:
         context = self.context
-        return clean_completion(
+        return question(
             reply,
             context.prefix,
             context.suffix,
