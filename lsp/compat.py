@@ -52,7 +52,6 @@ from typing import Any, BinaryIO
 from lsprotocol import types
 from lsprotocol.types import ResponseError
 from pygls.exceptions import JsonRpcException
-from pygls.io_ import StdinAsyncReader
 from pygls.protocol import LanguageServerProtocol
 from pygls.protocol.language_server import lsp_method
 
@@ -66,6 +65,9 @@ INVALID_REQUEST = -32600
 
 # A header inside a body: raw CR LF cannot occur in a JSON string, and this text outside one is not JSON
 _HEADER = re.compile(rb"Content-Length: *\d+\r\n")
+HEADER_OVERLAP = 40  # bytes searched again: a header may start in one read and end in the next
+READ_SIZE = 256 * 1024  # at most, per read: what is there is returned at once
+LINE_LIMIT = 64 * 1024  # a header line longer than this is handed over in pieces (and ignored as a header)
 
 
 def minor(package: str) -> str:
@@ -191,40 +193,65 @@ def shut_down(protocol: LanguageServerProtocol) -> bool:
     return bool(protocol._shutdown)
 
 
-class ResyncingReader(StdinAsyncReader):
-    """pygls's stdin reader (a thread reads, the loop waits), which finds the next message after a
-    ``Content-Length`` that lies."""
+class ResyncingReader:
+    """pygls's reader interface over stdin (a worker thread reads, the loop waits), which finds the next
+    message after a ``Content-Length`` that lies. It reads what is there, up to :data:`READ_SIZE` bytes per
+    hop to the thread, and serves header lines and bodies from that: one hop per message (pygls's reader takes
+    one per header line and one per body)."""
 
     def __init__(self, stdin: BinaryIO, executor: Any = None) -> None:
-        super().__init__(stdin, executor)
-        self._held = b""  # bytes read past the end of a lying body: the start of the next message
+        self._stdin = stdin
+        self._executor = executor
+        self._read = getattr(stdin, "read1", stdin.read)
+        self._buffer = bytearray()
+        self._searched = 0  # the buffer holds no header before this index
+        self._ended = False
+
+    async def _fill(self) -> bool:
+        if self._ended:
+            return False
+        loop = asyncio.get_running_loop()
+        chunk = await loop.run_in_executor(self._executor, self._read, READ_SIZE)
+        if not chunk:
+            self._ended = True
+            return False
+        self._buffer += chunk
+        return True
+
+    def _take(self, n: int) -> bytes:
+        taken = bytes(self._buffer[:n])
+        del self._buffer[:n]
+        self._searched = max(0, self._searched - n)
+        return taken
 
     async def readline(self) -> bytes:
-        if self._held:
-            line, newline, rest = self._held.partition(b"\n")
-            if newline:
-                self._held = rest
-                return _from_header(line + newline)
-            self._held = b""
-            return _from_header(line + await super().readline())
-        return _from_header(await super().readline())
+        while True:
+            end = self._buffer.find(b"\n")
+            if end >= 0:
+                return _from_header(self._take(end + 1))
+            if len(self._buffer) > LINE_LIMIT:  # junk without a line break: handed over in pieces, ignored
+                return self._take(len(self._buffer))
+            if not await self._fill():
+                return self._take(len(self._buffer))  # the end of input: b"" once nothing is left
 
     async def readexactly(self, n: int) -> bytes:
-        body, self._held = self._held[:n], self._held[n:]
-        read = getattr(self.stdin, "read1", self.stdin.read)
-        while len(body) < n and _HEADER.search(body) is None:
-            # what is there, not n bytes: a body that is too long must not wait for bytes never sent
-            chunk = await self.loop.run_in_executor(self.executor, read, n - len(body))
-            if not chunk:
+        while len(self._buffer) < n and self._next_header() is None:
+            if not await self._fill():
                 break
-            body += chunk
-        found = _HEADER.search(body)
-        if found is not None:
-            cut = found.start()
+        found = self._next_header()
+        if found is not None and found < n:
             log.warning("a message was shorter than its Content-Length said; skipped to the next one")
-            self._held = body[cut:] + self._held
-            body = body[:cut] or b" "  # (empty would read as the end of input)
-        return body
+            return self._take(found) or b" "  # (empty would read as the end of input)
+        return self._take(n)
+
+    def _next_header(self) -> int | None:
+        """Where the next header starts in the buffer, if it holds one. Only what is new is searched (a body
+        of megabytes arrives in many reads)."""
+        found = _HEADER.search(self._buffer, max(0, self._searched - HEADER_OVERLAP))
+        if found is None:
+            self._searched = len(self._buffer)
+            return None
+        return found.start()
 
 
 def _from_header(line: bytes) -> bytes:

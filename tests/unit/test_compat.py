@@ -4,6 +4,7 @@ when upstream changes that behaviour, so that the workaround is looked at again 
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import sys
 from typing import Any
@@ -113,3 +114,21 @@ def test_py_tree_sitter_leaks_what_a_read_callback_returns_exactly_on_the_listed
     tree_sitter.Parser(language.ts_language).parse(read)
     leaked = sys.getrefcount(chunk) - before
     assert leaked == (returns if compat.chunks_leak() else 0), (tree_sitter.__name__, leaked, returns)
+
+
+async def test_the_reader_finds_the_next_message_after_a_content_length_that_lies() -> None:
+    valid = b'Content-Length: 2\r\n\r\n{}'
+    stream = io.BytesIO(b'Content-Length: 90\r\n\r\n{"id": 1}' + valid + b'Content-Length: 3\r\n\r\n{"a' + valid)
+    reader = compat.ResyncingReader(stream)
+    assert await reader.readline() == b"Content-Length: 90\r\n"
+    assert await reader.readline() == b"\r\n"
+    assert await reader.readexactly(90) == b'{"id": 1}'  # cut where the next header starts
+    for _ in range(2):
+        assert await reader.readline() == b"Content-Length: 2\r\n"
+        assert await reader.readline() == b"\r\n"
+        assert await reader.readexactly(2) == b"{}"
+        if _ == 0:
+            assert await reader.readline() == b"Content-Length: 3\r\n"
+            assert await reader.readline() == b"\r\n"
+            assert await reader.readexactly(3) == b'{"a'
+    assert await reader.readline() == b""
