@@ -44,8 +44,10 @@ import asyncio
 import ctypes
 import inspect
 import logging
+import os
 import re
-from collections.abc import Generator
+import threading
+from collections.abc import Callable, Generator
 from importlib.metadata import version
 from typing import Any, BinaryIO
 
@@ -170,12 +172,40 @@ class Protocol(LanguageServerProtocol):
         current_id = self.msg_id  # this request's id, taken now: other messages are handled meanwhile
         # Received is what counts (for the exit code, and to refuse requests that follow), not finished.
         self._shutdown = True
-        if (user_handler := self.fm.features.get(types.SHUTDOWN)) is not None:
-            yield user_handler, args, None
+        finished = _future()
+        self._shutdown_finished = finished
+        # What is in flight now is cancelled now (pygls: after the handler, when an `exit` read meanwhile is
+        # in flight too, and would be cancelled with the rest)
         for msg_id, future in list(self._request_futures.items()):
             if msg_id != current_id and not future.done():
                 future.cancel()
+        try:
+            if (user_handler := self.fm.features.get(types.SHUTDOWN)) is not None:
+                yield user_handler, args, None
+        finally:
+            if finished is not None and not finished.done():
+                finished.set_result(None)  # its waiters resume once the answer (sent on return) is out
         return None
+
+    @lsp_method(types.EXIT)
+    def lsp_exit(self, *args: Any) -> Generator[Any, Any, None]:
+        # An `exit` read while `shutdown` still runs (a client that does not wait for the answer, a recorded
+        # session read at once) waits for the shutdown's answer: pygls would exit without sending it.
+        finished = getattr(self, "_shutdown_finished", None)
+        if finished is not None and not finished.done():
+            yield _wait_for, (finished,), None
+        yield from super().lsp_exit(*args)
+
+
+def _future() -> asyncio.Future[None] | None:
+    try:
+        return asyncio.get_running_loop().create_future()
+    except RuntimeError:  # no loop (a test driving the protocol directly)
+        return None
+
+
+async def _wait_for(future: asyncio.Future[None]) -> None:
+    await asyncio.shield(future)
 
 
 def requests_in_flight(protocol: LanguageServerProtocol) -> int:
@@ -194,24 +224,45 @@ def shut_down(protocol: LanguageServerProtocol) -> bool:
 
 
 class ResyncingReader:
-    """pygls's reader interface over stdin (a worker thread reads, the loop waits), which finds the next
-    message after a ``Content-Length`` that lies. It reads what is there, up to :data:`READ_SIZE` bytes per
-    hop to the thread, and serves header lines and bodies from that: one hop per message (pygls's reader takes
-    one per header line and one per body)."""
+    """pygls's reader interface over stdin, which finds the next message after a ``Content-Length`` that
+    lies. A daemon thread reads what is there (up to :data:`READ_SIZE` bytes at a time) and hands it to the
+    loop; header lines and bodies are served from that: one wake-up of the loop per read, where pygls's reader
+    takes a hop to its thread pool per header line and per body. Being a daemon, the thread never keeps the
+    process alive once ``exit`` was handled, whatever stdin does (a pool thread blocked in a read would)."""
 
-    def __init__(self, stdin: BinaryIO, executor: Any = None) -> None:
-        self._stdin = stdin
-        self._executor = executor
-        self._read = getattr(stdin, "read1", stdin.read)
+    def __init__(self, stdin: BinaryIO) -> None:
+        self._read = _reader(stdin)
+        self._chunks: asyncio.Queue[bytes] | None = None
         self._buffer = bytearray()
         self._searched = 0  # the buffer holds no header before this index
         self._ended = False
 
+    def _start(self) -> asyncio.Queue[bytes]:
+        loop = asyncio.get_running_loop()
+        chunks: asyncio.Queue[bytes] = asyncio.Queue()
+
+        def pump() -> None:
+            while True:
+                try:
+                    chunk = self._read(READ_SIZE)
+                except (OSError, ValueError):  # closed
+                    chunk = b""
+                try:
+                    loop.call_soon_threadsafe(chunks.put_nowait, chunk)
+                except RuntimeError:  # the loop is closed: the server is done
+                    return
+                if not chunk:
+                    return
+
+        threading.Thread(target=pump, name="stdin-reader", daemon=True).start()
+        return chunks
+
     async def _fill(self) -> bool:
         if self._ended:
             return False
-        loop = asyncio.get_running_loop()
-        chunk = await loop.run_in_executor(self._executor, self._read, READ_SIZE)
+        if self._chunks is None:
+            self._chunks = self._start()
+        chunk = await self._chunks.get()
         if not chunk:
             self._ended = True
             return False
@@ -252,6 +303,16 @@ class ResyncingReader:
             self._searched = len(self._buffer)
             return None
         return found.start()
+
+
+def _reader(stdin: BinaryIO) -> Callable[[int], bytes]:
+    """A read of what is there. The file descriptor itself where there is one: a daemon thread blocked in
+    a buffered reader's read holds its lock, and the interpreter aborts when it cannot take it at exit."""
+    try:
+        fd = stdin.fileno()
+    except (AttributeError, OSError, ValueError):
+        return getattr(stdin, "read1", stdin.read)  # type: ignore[no-any-return]
+    return lambda size: os.read(fd, size)
 
 
 def _from_header(line: bytes) -> bytes:

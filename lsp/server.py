@@ -89,7 +89,7 @@ class CodellamaServer(LanguageServer):
 
     async def _serve_io(self, stdin: BinaryIO) -> None:
         assert self._stop_event is not None
-        reader = ResyncingReader(stdin, self.thread_pool)
+        reader = ResyncingReader(stdin)
         await run_async(
             stop_event=self._stop_event,
             reader=reader,

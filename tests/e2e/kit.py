@@ -294,11 +294,14 @@ class RawServer:
     """`python -m lsp serve` driven byte by byte: for malformed messages, exit codes and what the process
     writes to stderr (kept in a file)."""
 
-    def __init__(self, stderr_path: Path, *args: str, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, stderr_path: Path, *args: str, env: dict[str, str] | None = None, command: list[str] | None = None
+    ) -> None:
+        """``command``: how to start the server (default: ``python -m lsp serve``), ``args`` appended."""
         self.stderr_path = stderr_path
         self._stderr = stderr_path.open("wb")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "lsp", "serve", *args],
+            [*(command or [sys.executable, "-m", "lsp", "serve"]), *args],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self._stderr,
