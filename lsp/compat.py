@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import functools
 import inspect
 import logging
 import os
@@ -333,6 +334,7 @@ def _describe(error: BaseException) -> str:
 # -- py-tree-sitter --------------------------------------------------------------------------------------
 
 
+@functools.cache
 def chunks_leak() -> bool:
     """Whether the installed py-tree-sitter keeps a reference to every chunk a read callback returns."""
     return version("tree-sitter") in LEAKING_TREE_SITTER

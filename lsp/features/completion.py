@@ -85,13 +85,17 @@ async def _complete(ls: CodellamaServer, doc: Document, at: int, *, invoked: boo
         # live document is used when it has not changed (its tree and index are current or being brought up
         # to date between messages), else the snapshot.
         live = ls.documents.get(doc.uri) if doc.uri in ls.documents else None
-        source = live if live is doc and doc.version == snapshot.version else snapshot
-        if source is doc:
+        source, frozen = snapshot, snapshot
+        if live is doc and doc.version == snapshot.version:
             await _caught_up(ls, doc, snapshot.version)
+            if doc.version == snapshot.version:
+                # the same text, now with its tree: a snapshot of it has that tree too (the first one would
+                # finish the re-parse on its own, in one piece, when the clean-up reads its tree)
+                source, frozen = doc, doc.snapshot()
         others = [d for d in ls.documents if d.uri != doc.uri]
         ls.status("busy")
         try:
-            text = await complete(assistant, source, at, others=others, root=ls.root, snapshot=snapshot)
+            text = await complete(assistant, source, at, others=others, root=ls.root, snapshot=frozen)
         except CodellamaError as error:
             ls.report(error, "completion")  # once for all the requests waiting on this generation
             return ""
