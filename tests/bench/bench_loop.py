@@ -66,20 +66,6 @@ def serve() -> int:
 # -- the client side -------------------------------------------------------------------------------------
 
 
-def records(count: int) -> str:
-    parts = ['import path from "path";\n']
-    for i in range(count):
-        parts.append(
-            f"\nexport class Record{i} {{\n  constructor(name, count = 0) {{\n    this.name = name;\n"
-            "    this.count = count;\n  }\n\n  describe(prefix = '') {\n"
-            "    return [prefix, this.name, String(this.count)].filter(Boolean).join(' ');\n  }\n\n"
-            f"  bump(amount = 1) {{\n    this.count += amount * helper{i}(amount);\n    return this.count;\n  }}\n}}\n"
-            f"\nexport function helper{i}(value, scale = 1) {{\n  let total = 0;\n"
-            "  for (let step = 0; step < 3; step++) {\n    total += value * scale;\n  }\n  return total;\n}\n"
-        )
-    return "".join(parts)
-
-
 def holds_in(gaps: list[tuple[float, float]], start: float, end: float) -> list[float]:
     # a beat at `when` ends a hold that began `hold` seconds before it
     return [hold * 1000 for when, hold in gaps if start <= when - hold < end]
@@ -104,6 +90,7 @@ def main() -> int:
 
     sys.path.insert(0, str(ROOT))
     from tests.conftest import clean_env, start_tgi
+    from tests.e2e.helpers import records
     from tests.e2e.kit import RawServer, settings
 
     tgi = start_tgi()

@@ -98,3 +98,19 @@ async def wait_for(predicate: Any, timeout: float = 5.0) -> None:
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError("condition not met in time")
         await asyncio.sleep(0.02)
+
+
+def records(count: int) -> str:
+    """A long JavaScript module: typing an open bracket in it makes tree-sitter re-parse the rest of the file
+    for longer than one parse slice, so the re-parse goes on between messages."""
+    parts = ['import path from "path";\n']
+    for i in range(count):
+        parts.append(
+            f"\nexport class Record{i} {{\n  constructor(name, count = 0) {{\n    this.name = name;\n"
+            "    this.count = count;\n  }\n\n  describe(prefix = '') {\n"
+            "    return [prefix, this.name, String(this.count)].filter(Boolean).join(' ');\n  }\n\n"
+            f"  bump(amount = 1) {{\n    this.count += amount * helper{i}(amount);\n    return this.count;\n  }}\n}}\n"
+            f"\nexport function helper{i}(value, scale = 1) {{\n  let total = 0;\n"
+            "  for (let step = 0; step < 3; step++) {\n    total += value * scale;\n  }\n  return total;\n}\n"
+        )
+    return "".join(parts)

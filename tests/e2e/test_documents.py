@@ -13,26 +13,10 @@ from pytest_lsp import ClientServerConfig, LanguageClient
 from lsp.features.lifecycle import STATS_METHOD
 from tests.conftest import TGI, clean_env, server_command
 from tests.e2e import helpers
-from tests.e2e.helpers import CLIENTS, ENCODING_OF, NON_ASCII, edit_doc, initialize, open_doc
+from tests.e2e.helpers import CLIENTS, ENCODING_OF, NON_ASCII, edit_doc, initialize, open_doc, records
 from tests.e2e.kit import complete
 
 URI = "file:///tmp/project/records.js"
-
-
-def records(count: int) -> str:
-    """A long JavaScript module: typing an open bracket in it makes tree-sitter re-parse the rest of the file
-    for longer than one parse slice, so the re-parse goes on between messages."""
-    parts = ['import path from "path";\n']
-    for i in range(count):
-        parts.append(
-            f"\nexport class Record{i} {{\n  constructor(name, count = 0) {{\n    this.name = name;\n"
-            "    this.count = count;\n  }\n\n  describe(prefix = '') {\n"
-            "    return [prefix, this.name, String(this.count)].filter(Boolean).join(' ');\n  }\n\n"
-            f"  bump(amount = 1) {{\n    this.count += amount * helper{i}(amount);\n    return this.count;\n  }}\n}}\n"
-            f"\nexport function helper{i}(value, scale = 1) {{\n  let total = 0;\n"
-            "  for (let step = 0; step < 3; step++) {\n    total += value * scale;\n  }\n  return total;\n}\n"
-        )
-    return "".join(parts)
 
 
 def open_records(client: LanguageClient, helper: int) -> int:
