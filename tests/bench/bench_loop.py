@@ -35,19 +35,21 @@ REPORT = "BENCH_LOOP_REPORT"
 
 
 def serve() -> int:
-    gaps: list[tuple[float, float]] = []  # (when the beat ran, the hold before it in seconds)
+    # (when the beat ran, the hold before it in seconds of wall time, and of the loop thread's CPU time: on a
+    # busy machine the process also waits to be scheduled, which the wall time counts and the CPU time not)
+    gaps: list[tuple[float, float, float]] = []
 
     class Policy(asyncio.DefaultEventLoopPolicy):
         def new_event_loop(self) -> asyncio.AbstractEventLoop:
             loop = super().new_event_loop()
-            last = [time.monotonic()]
+            last = [time.monotonic(), time.thread_time()]
 
             def beat() -> None:
-                now = time.monotonic()
+                now, cpu = time.monotonic(), time.thread_time()
                 hold = now - last[0] - BEAT
                 if hold > 0.001:
-                    gaps.append((now, hold))
-                last[0] = now
+                    gaps.append((now, hold, cpu - last[1]))
+                last[0], last[1] = now, cpu
                 loop.call_later(BEAT, beat)
 
             loop.call_soon(beat)
@@ -66,15 +68,15 @@ def serve() -> int:
 # -- the client side -------------------------------------------------------------------------------------
 
 
-def holds_in(gaps: list[tuple[float, float]], start: float, end: float) -> list[float]:
+def holds_in(gaps: list[tuple[float, float, float]], start: float, end: float, cpu: bool) -> list[float]:
     # a beat at `when` ends a hold that began `hold` seconds before it
-    return [hold * 1000 for when, hold in gaps if start <= when - hold < end]
+    return [(busy if cpu else hold) * 1000 for when, hold, busy in gaps if start <= when - hold < end]
 
 
 def describe(name: str, holds: list[float]) -> str:
     over = [h for h in holds if h > 10]
     worst = max(holds, default=0.0)
-    return f"{name:<34} holds over 10 ms: {len(over):>3}   max {worst:7.1f} ms   " + (
+    return f"{name:<46} holds over 10 ms: {len(over):>3}   max {worst:7.1f} ms   " + (
         f"(over 10 ms: {', '.join(f'{h:.0f}' for h in sorted(over, reverse=True)[:8])})" if over else ""
     )
 
@@ -118,10 +120,11 @@ def main() -> int:
         version = 1
         for _ in range(args.rounds):
             version += 1
+            typed = f"  compute{version}(this.items["  # a text of its own: the cache cannot answer
             edit = {"textDocument": {"uri": uri, "version": version}, "contentChanges": [
                 {"range": {"start": {"line": row, "character": 0}, "end": {"line": row, "character": 0}},
-                 "text": "  compute(this.items["}]}
-            request = {"textDocument": {"uri": uri}, "position": {"line": row, "character": 21},
+                 "text": typed}]}
+            request = {"textDocument": {"uri": uri}, "position": {"line": row, "character": len(typed)},
                        "context": {"triggerKind": 2}}
             started = time.monotonic()
             server.send_together(
@@ -132,7 +135,7 @@ def main() -> int:
             latencies.append((time.monotonic() - started) * 1000)
             version += 1
             undo = {"textDocument": {"uri": uri, "version": version}, "contentChanges": [
-                {"range": {"start": {"line": row, "character": 0}, "end": {"line": row, "character": 21}},
+                {"range": {"start": {"line": row, "character": 0}, "end": {"line": row, "character": len(typed)}},
                  "text": ""}]}
             server.notify("textDocument/didChange", undo)
             time.sleep(2)  # the re-parse and the index settle between messages
@@ -143,11 +146,13 @@ def main() -> int:
     finally:
         server.close()
         tgi.close()
-    gaps = [(when, hold) for when, hold in json.loads(report.read_text())]
+    gaps = [(when, hold, busy) for when, hold, busy in json.loads(report.read_text())]
     print(f"server: {args.python}; a {len(lines)}-line JavaScript file; {args.rounds} rounds of an edit that opens a"
           " bracket, then an automatic inline completion (debounce 60 ms, model server 50 ms)")
-    print(describe("opening the file", holds_in(gaps, opened, typing)))
-    print(describe("edit + completion rounds", holds_in(gaps, typing, done)))
+    for cpu in (True, False):
+        what = "CPU time" if cpu else "wall time"
+        print(describe(f"opening the file ({what})", holds_in(gaps, opened, typing, cpu)))
+        print(describe(f"edit + completion rounds ({what})", holds_in(gaps, typing, done, cpu)))
     print(f"completion end to end, ms: p50 {statistics.median(latencies):.0f}, max {max(latencies):.0f}")
     return 0
 

@@ -10,6 +10,7 @@ from lsprotocol import types
 from pytest_lsp import ClientServerConfig, LanguageClient
 
 from tests.conftest import TGI, clean_env, server_command, start_tgi
+from tests.e2e import kit
 from tests.e2e.helpers import edit_doc, initialize, open_doc, wait_for
 
 URI = "file:///tmp/project/shapes.py"
@@ -333,3 +334,21 @@ async def test_completions_can_be_disabled_per_language_and_globally(client: Lan
     configure(client, tgi, enable=False)
     assert await inline_texts(client, js_uri, types.Position(1, 9), invoked=True) == []
     assert len(tgi.requests()) == 1
+
+
+async def test_no_request_reaches_the_model_server_that_the_user_did_not_cause(
+    client: LanguageClient, tgi: TGI
+) -> None:
+    """A shared TGI pays for every request: a typing burst costs its generations, nothing else (no warm-up
+    `GET /info`, no `/tokenize` to calibrate the token count)."""
+    open_doc(client, URI, SOURCE)
+    tgi.script({"text": "```python\nmath.pi * self.radius ** 2\n```"}, {"text": "```python\n2 * math.pi\n```"})
+    assert await inline_texts(client, URI, CURSOR, invoked=True) == [AREA]
+    first = kit.hits(tgi)
+    for version, char in enumerate("2 *", start=2):  # typing elsewhere: a new generation
+        edit_doc(client, URI, version, (8, 15 + version - 2), (8, 15 + version - 2), char)
+    await inline_texts(client, URI, types.Position(8, 18))
+    await asyncio.sleep(0.5)  # anything sent after the answers would have arrived
+    later = kit.hits(tgi)[len(first):]
+    assert first.count("GET /info") <= 1 and all("/tokenize" not in hit for hit in first + later), first + later
+    assert set(later) <= {"POST /generate_stream"}, later
