@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 
 from lsprotocol import types
 
@@ -13,8 +12,6 @@ from lsp.errors import CodellamaError
 from lsp.features.common import document, offset, to_range
 from lsp.server import CodellamaServer
 from lsp.templates import code_block
-
-log = logging.getLogger(__name__)
 
 CATCH_UP_TURNS = 2000  # turns of the event loop a completion waits for a pending re-parse (slices of ~4 ms)
 
