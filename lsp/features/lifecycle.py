@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import os
 from typing import Any
 
 from lsprotocol import types
@@ -53,6 +54,7 @@ def register(server: CodellamaServer) -> None:
     def stats(ls: CodellamaServer, params: Any) -> dict[str, Any]:
         """For soak tests and bug reports: what the process holds (tasks, documents, completion flow)."""
         return {
+            "pid": os.getpid(),
             "tasks": len(asyncio.all_tasks()),
             "pending": requests_in_flight(ls.protocol),  # pygls's table of handlers in flight
             "documents": len(ls.documents),

@@ -74,8 +74,7 @@ def _rss_kb(pid: int) -> int:
 async def test_typing_lines_into_a_long_file_keeps_the_server_memory_flat(client: LanguageClient) -> None:
     """Each keystroke with a bracket open re-parses the rest of the file in slices: those must not keep
     what they read (py-tree-sitter leaks the chunks a parse reads through a callback unless given back)."""
-    assert client._server is not None
-    pid = client._server.pid
+    pid = (await client.protocol.send_request_async(STATS_METHOD, {})).pid
     row = open_records(client, helper=20)
     typed = "  const value = compute(this.items[index], [\n"
     version = 1
