@@ -7,11 +7,11 @@ import asyncio
 import pytest
 import pytest_lsp
 from lsprotocol import types
-from pytest_lsp import ClientServerConfig, LanguageClient
+from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
 
 from tests.conftest import TGI, clean_env, server_command, start_tgi
 from tests.e2e import kit
-from tests.e2e.helpers import edit_doc, initialize, open_doc, wait_for
+from tests.e2e.helpers import CLIENTS, edit_doc, initialize, open_doc, wait_for
 
 URI = "file:///tmp/project/shapes.py"
 SOURCE = """import math
@@ -31,9 +31,11 @@ SOURCE = SOURCE.replace("{SPACE}", "")
 CURSOR = types.Position(line=8, character=15)  # after "return " in Circle.area
 
 
-@pytest_lsp.fixture(config=ClientServerConfig(server_command=server_command(), server_env=clean_env()))
-async def client(lsp_client: LanguageClient, tgi: TGI):
-    await initialize(lsp_client, {"endpoint": tgi.url})
+@pytest_lsp.fixture(params=CLIENTS, config=ClientServerConfig(server_command=server_command(), server_env=clean_env()))
+async def client(lsp_client: LanguageClient, tgi: TGI, request: pytest.FixtureRequest):
+    """The server under each real client's recorded capabilities (and so each position encoding)."""
+    await initialize(lsp_client, {"endpoint": tgi.url}, capabilities=request.param)
+    lsp_client.capabilities = client_capabilities(request.param)  # type: ignore[attr-defined]
     yield
     await lsp_client.shutdown_session()
 
@@ -78,8 +80,13 @@ async def test_classic_completion_has_a_text_edit_from_the_word_start(client: La
     assert isinstance(item.text_edit, types.TextEdit)
     assert item.text_edit.range == types.Range(types.Position(4, 14), types.Position(4, 16))
     assert item.text_edit.new_text == "getcwd()"
-    # this client lists no documentation formats: plain text, not Markdown (LSP: only formats it lists)
-    assert item.documentation == "getcwd()"
+    # Markdown only where the client lists it for completion items (LSP: only the formats it lists)
+    completion = client.capabilities.text_document.completion  # type: ignore[attr-defined]
+    formats = completion.completion_item.documentation_format if completion.completion_item else None
+    if formats and types.MarkupKind.Markdown in formats:
+        assert item.documentation == types.MarkupContent(types.MarkupKind.Markdown, "```\ngetcwd()\n```")
+    else:
+        assert item.documentation == "getcwd()"
 
 
 async def test_cancelled_completion_closes_the_tgi_stream(client: LanguageClient, tgi: TGI) -> None:
