@@ -152,11 +152,14 @@ async def reset(client: LanguageClient, tgi: TGI, **extra: Any) -> None:
     statuses(client).clear()
 
 
-async def initialize_plain(client: LanguageClient, values: dict[str, Any]) -> None:
-    """Initialize as a plain client: no progress bars, no showDocument."""
+async def initialize_plain(
+    client: LanguageClient, values: dict[str, Any], capabilities: str = "visual-studio-code"
+) -> None:
+    """Initialize with a real client's recorded capabilities (see tests/e2e/helpers.py CLIENTS): VS Code's
+    by default; without progress bars or showDocument either way."""
     await client.initialize_session(
         types.InitializeParams(
-            capabilities=client_capabilities("visual-studio-code"),
+            capabilities=client_capabilities(capabilities),
             initialization_options={"codellama": values},
             root_uri="file:///tmp/project",
         )

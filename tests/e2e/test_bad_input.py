@@ -17,6 +17,7 @@ from pytest_lsp import ClientServerConfig, LanguageClient
 
 from tests.conftest import TGI, clean_env, server_command
 from tests.e2e import kit
+from tests.e2e.helpers import CLIENTS, ENCODING_OF
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -25,10 +26,13 @@ ANSWER = {"text": "```python\nanswer(value)\n```"}
 
 @pytest_lsp.fixture(
     scope="module",
+    params=CLIENTS,
     config=ClientServerConfig(server_command(), client_factory=kit.make_client, server_env=clean_env()),
 )
-async def client(lsp_client: LanguageClient, tgi_server: TGI) -> AsyncIterator[None]:
-    await kit.initialize_plain(lsp_client, kit.settings(tgi_server.url))
+async def client(lsp_client: LanguageClient, tgi_server: TGI, request: pytest.FixtureRequest) -> AsyncIterator[None]:
+    """One server per real client's recorded capabilities (and so per position encoding)."""
+    await kit.initialize_plain(lsp_client, kit.settings(tgi_server.url), capabilities=request.param)
+    lsp_client.encoding = ENCODING_OF[request.param]  # type: ignore[attr-defined]
     yield
     await lsp_client.shutdown_session()
 
@@ -84,9 +88,12 @@ async def test_positions_inside_surrogate_pairs_and_crlf(client: LanguageClient,
     uri = "file:///tmp/project/emoji.py"
     kit.open_doc(client, uri, 'def smile() -> str:\r\n    face = "😀😀"\r\n    return \r\n')
     tgi.script(ANSWER, ANSWER)
-    # Column 13 is inside the first emoji's surrogate pair (columns 12-13): it means the start of that character.
+    # Column 13 is inside the first emoji in UTF-16 (columns 12-13) and UTF-8 (12-15): it means the start of
+    # that character; in UTF-32 it is the second emoji.
     assert await kit.complete(client, uri, types.Position(1, 13)) == ["answer(value)"]
-    assert '    face = "<CURSOR>😀😀"\r\n' in tgi.requests()[-1]["inputs"]
+    before = "" if client.encoding == "utf-32" else "😀"  # type: ignore[attr-defined]
+    after = "😀" if client.encoding == "utf-32" else ""  # type: ignore[attr-defined]
+    assert f'    face = "{after}<CURSOR>{before}😀"\r\n' in tgi.requests()[-1]["inputs"]
     assert await kit.complete(client, uri, types.Position(2, 11)) == ["answer(value)"]
     assert "    return <CURSOR>\r\n" in tgi.requests()[-1]["inputs"]
 
