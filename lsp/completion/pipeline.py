@@ -46,8 +46,8 @@ async def complete_context(
     settings = assistant.settings.completion
     spec = assistant.store.spec("complete")
     max_new = min(settings.max_new_tokens, spec.max_new_tokens)
+    # the stopper prepares on the first tokens, while the model goes on: not between the debounce and the model
     stopper = CompletionStopper(context, max_lines=settings.max_lines, doc=doc, offset=offset)
-    stopper.prepare()
 
     async def ask(budget: Budget) -> str:
         prompt = assistant.prompt("complete", context, budget)

@@ -38,12 +38,15 @@ class CompletionStopper:
         self.offset = len(context.prefix) if offset is None else offset
         self.syntax = self if doc is not None and doc.language is not None and _checkable(doc, self.offset) else None
         self._newlines = 0
+        self._prepared = False
         self._window: tuple[Document, int] | None = None
         # the stream's decisions and the clean-up ask about the same texts: each answer costs a parse
         self._parses: dict[str, bool] = {}
         self._block_ends: dict[str, int | None] = {}
 
     def done(self, reply: str) -> bool:
+        if not self._prepared:  # the first tokens: the model goes on generating meanwhile
+            self.prepare()
         # Nothing is decided in the middle of a line: look again only when a line ends.
         newlines = reply.count("\n")
         if newlines == self._newlines:
@@ -75,6 +78,7 @@ class CompletionStopper:
     def prepare(self) -> None:
         """Do now the work every decision and the clean-up need: the parse of the code around the cursor,
         the lines and the indentation style around it."""
+        self._prepared = True
         prepare_cleanup(self.context.prefix, self.context.suffix)
         if self.syntax is not None:
             self._local()
