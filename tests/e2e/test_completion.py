@@ -359,3 +359,24 @@ async def test_no_request_reaches_the_model_server_that_the_user_did_not_cause(
     later = kit.hits(tgi)[len(first):]
     assert first.count("GET /info") <= 1 and all("/tokenize" not in hit for hit in first + later), first + later
     assert set(later) <= {"POST /generate_stream"}, later
+
+
+async def test_the_cache_answers_only_for_the_same_document_language_and_text(
+    client: LanguageClient, tgi: TGI
+) -> None:
+    """An empty Python file's answer is not an empty Go file's; a same-length edit thousands of characters
+    above the cursor is a new question."""
+    tgi.script({"text": "```python\nimport os\n```"}, {"text": "```go\npackage main\n```"},
+               {"text": "```python\nsecond()\n```"}, {"text": "```python\nthird()\n```"})
+    open_doc(client, "file:///tmp/project/empty.py", "", "python")
+    open_doc(client, "file:///tmp/project/empty.go", "", "go")
+    start = types.Position(0, 0)
+    assert await inline_texts(client, "file:///tmp/project/empty.py", start, invoked=True) == ["import os"]
+    assert await inline_texts(client, "file:///tmp/project/empty.go", start, invoked=True) == ["package main"]
+    head = "# " + "x" * 4000 + "\n"
+    uri = "file:///tmp/project/long_head.py"
+    open_doc(client, uri, head + "value = \n")
+    assert await inline_texts(client, uri, types.Position(1, 8), invoked=True) == ["second()"]
+    edit_doc(client, uri, 2, (0, 2), (0, 3), "y")  # same length, 4,000 characters above the cursor
+    assert await inline_texts(client, uri, types.Position(1, 8), invoked=True) == ["third()"]
+    assert len(tgi.requests()) == 4
