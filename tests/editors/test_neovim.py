@@ -324,9 +324,6 @@ UNICODE_EDITED = [
 ]
 
 
-@pytest.mark.xfail(
-    strict=True, reason="issue #14: the server reads utf-8 positions as UTF-16 until the core helper's fix is merged"
-)
 def test_edits_of_non_ascii_lines_keep_the_servers_copy_exact(tmp_path: Path, tgi: TGI) -> None:
     """Neovim 0.11's default capabilities offer utf-8 first; every edit below lands at a column where a
     UTF-16 or code-point reading of a byte offset would differ."""
