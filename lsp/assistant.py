@@ -12,10 +12,8 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import aclosing
-from dataclasses import dataclass
 
 from lsp.backends.base import AFTER_ANSWER, Backend, GenerationRequest
-from lsp.chat_format import Message, render_codellama70b, render_messages
 from lsp.config import Settings
 from lsp.context.documents import Document
 from lsp.context.extract import (
@@ -23,21 +21,18 @@ from lsp.context.extract import (
     block_end,
     context_at,
     parses_cleanly,
-    selection_context,
-    target_range,
 )
 from lsp.errors import BackendRejected
 from lsp.log import fields
 from lsp.postprocess import (
     clean_completion,
     completion_decided,
-    extract_code,
     prepare_cleanup,
-    reindent_block,
 )
-from lsp.prompting import Budget, BuiltPrompt, build_prompt
-from lsp.templates import Action, PromptStore
-from lsp.tokens import CalibratedCounter, TokenCounter
+from lsp.prompt.budget import Budget, BuiltPrompt, build_prompt
+from lsp.prompt.chat_format import Message, render_codellama70b, render_messages
+from lsp.prompt.templates import Action, PromptStore
+from lsp.prompt.tokens import CalibratedCounter, TokenCounter
 
 log = logging.getLogger(__name__)
 
@@ -45,21 +40,6 @@ log = logging.getLogger(__name__)
 DEFAULT_MAX_INPUT_TOKENS = 3696
 DEFAULT_MAX_TOTAL_TOKENS = 4096
 LENGTH_RETRY_SHRINK = 0.75
-
-Progress = Callable[[int, str], None]
-
-
-@dataclass(frozen=True)
-class ActionResult:
-    action: Action
-    start: int  # target range in the document, str offsets
-    end: int
-    text: str  # code (replacement or test file) or markdown
-    reply: str  # what the model said, unedited
-    parses: bool | None  # for code replacements: does the document still parse without new errors
-    version: int
-    prompt_tokens: int
-
 
 class Assistant:
     def __init__(self, settings: Settings, backend: Backend, store: PromptStore, counter: TokenCounter) -> None:
@@ -104,64 +84,11 @@ class Assistant:
         stopper.prepare()  # now, while the caller debounces, rather than when the answer is awaited
 
         async def ask(budget: Budget) -> str:
-            prompt = self._prompt("complete", context, budget)
-            return await self._generate(prompt, settings.temperature, stop_when=stopper.done, ready=ready)
+            prompt = self.prompt("complete", context, budget)
+            return await self.generate(prompt, settings.temperature, stop_when=stopper.done, ready=ready)
 
-        reply = await self._with_length_retry(ask, max_new)
+        reply = await self.with_length_retry(ask, max_new)
         return stopper.clean(reply)
-
-    # -- code actions -------------------------------------------------------------------------------
-
-    async def run(
-        self,
-        action: Action,
-        doc: Document,
-        start: int,
-        end: int,
-        *,
-        instruction: str = "",
-        diagnostics: Iterable[str] = (),
-        test_path: str = "",
-        others: Iterable[Document] = (),
-        root: str | None = None,
-        progress: Progress | None = None,
-    ) -> ActionResult:
-        # The result belongs to the version the request saw: if the document changes while the model
-        # runs, callers compare versions and know that the offsets and the proposal are stale.
-        version = doc.version
-        start, end = target_range(doc, start, end)
-        selection = doc.text[start:end]
-        context = selection_context(doc, start, end, others=others, root=root)
-        spec = self.store.spec(action)
-        max_new = min(self.settings.max_new_tokens, spec.max_new_tokens)
-        prompt_tokens = 0
-
-        async def ask(budget: Budget) -> str:
-            nonlocal prompt_tokens
-            prompt = self._prompt(
-                action,
-                context,
-                budget,
-                selection=selection,
-                instruction=instruction,
-                diagnostics=list(diagnostics),
-                test_path=test_path,
-            )
-            prompt_tokens = prompt.tokens
-            return await self._generate(prompt, self.settings.temperature, progress=progress)
-
-        reply = await self._with_length_retry(ask, max_new)
-        if spec.reply == "markdown":
-            return ActionResult(action, start, end, reply.strip(), reply, None, version, prompt_tokens)
-        code = extract_code(reply)
-        parses: bool | None = None
-        if action != "tests":
-            code = reindent_block(code, selection)
-            if selection.endswith("\n") and not code.endswith("\n"):
-                code += "\n"
-            if doc.version == version:  # else the offsets no longer fit the text: the result is stale
-                parses = parses_cleanly(doc, start, end, code)
-        return ActionResult(action, start, end, code, reply, parses, version, prompt_tokens)
 
     # -- the shared steps ---------------------------------------------------------------------------
 
@@ -173,7 +100,7 @@ class Assistant:
             self.settings.max_total_tokens or info.max_total_tokens or DEFAULT_MAX_TOTAL_TOKENS,
         )
 
-    def _prompt(self, action: Action, context: CodeContext, budget: Budget, **extra: object) -> BuiltPrompt:
+    def prompt(self, action: Action, context: CodeContext, budget: Budget, **extra: object) -> BuiltPrompt:
         render = render_codellama70b if self.backend.prompt_format == "codellama-70b" else _messages_text
         return build_prompt(
             self.store,
@@ -185,7 +112,7 @@ class Assistant:
             **extra,  # type: ignore[arg-type]
         )
 
-    async def _with_length_retry(self, ask: Callable[[Budget], Awaitable[str]], max_new: int) -> str:
+    async def with_length_retry(self, ask: Callable[[Budget], Awaitable[str]], max_new: int) -> str:
         budget = await self.budget(max_new)
         try:
             return await ask(budget)
@@ -204,13 +131,13 @@ class Assistant:
             )
             return await ask(smaller)
 
-    async def _generate(
+    async def generate(
         self,
         prompt: BuiltPrompt,
         temperature: float,
         *,
         stop_when: Callable[[str], bool] | None = None,
-        progress: Progress | None = None,
+        progress: Callable[[int, str], None] | None = None,
         ready: Callable[[], Awaitable[None]] | None = None,
     ) -> str:
         """The model's reply to `prompt`; `ready` is awaited once the request is prepared, before it is sent."""

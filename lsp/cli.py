@@ -1,6 +1,9 @@
 """The command line: `serve` for editors, and one-shot commands for scripts and for trying it out.
 
-Results go to stdout, errors to stderr, and a failure exits non-zero.
+Results go to stdout, errors to stderr, and a failure exits non-zero. `complete` that keeps nothing (the
+model suggested nothing that fits) prints nothing on stdout, says why on stderr, and exits 0: an empty
+suggestion is an answer, not a failure. `check` exits 1 when a setting was refused and replaced by its
+default, since the backend it then probes is not the one asked for.
 """
 
 from __future__ import annotations
@@ -118,13 +121,33 @@ def _cli_overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _settings(args: argparse.Namespace) -> Any:
+    return _checked_settings(args)[0]
+
+
+def _checked_settings(args: argparse.Namespace) -> tuple[Any, list[str]]:
+    """The settings, and the problems found in them (each also said on stderr)."""
     from lsp.config import resolve
 
     client = json.loads(Path(args.settings).read_text(encoding="utf-8")) if args.settings else None
     settings, problems = resolve(client, _cli_overrides(args))
     for problem in problems:
         sys.stderr.write(f"codellama-lsp: {problem}\n")
-    return settings
+    return settings, problems
+
+
+def _counter(settings: Any) -> Any:
+    """The token counter the settings ask for; a `--tokenizer` that cannot be loaded is an error here, where
+    the user can fix it at once (the server falls back to the estimate instead)."""
+    from lsp.prompt.tokens import load_counter, load_tokenizer
+
+    if not settings.tokenizer:
+        return load_counter(None)
+    try:
+        return load_tokenizer(settings.tokenizer)
+    except ValueError as error:
+        raise CodellamaError(str(error)) from None
+    except Exception as error:  # the tokenizers library's own errors: an unreadable or invalid file
+        raise CodellamaError(f"cannot load the tokenizer {settings.tokenizer}: {error}") from None
 
 
 # -- serve -------------------------------------------------------------------------------------------
@@ -156,15 +179,13 @@ class _Session:
     def __init__(self, args: argparse.Namespace) -> None:
         from lsp.assistant import Assistant
         from lsp.backends.select import create_backend
-        from lsp.templates import PromptStore
-        from lsp.tokens import load_counter
+        from lsp.prompt.templates import PromptStore
 
-        self.settings = _settings(args)
+        self.settings, self.problems = _checked_settings(args)
         self.store = PromptStore(self.settings.prompts_path)
+        counter = _counter(self.settings)
         self.backend = create_backend(self.settings)
-        self.assistant = Assistant(
-            self.settings, self.backend, self.store, load_counter(self.settings.tokenizer)
-        )
+        self.assistant = Assistant(self.settings, self.backend, self.store, counter)
 
     async def __aenter__(self) -> _Session:
         return self
@@ -174,6 +195,7 @@ class _Session:
 
 
 def _open(path_text: str) -> Any:
+    """The file as a document; an error for one that is not text or holds nothing to send to the model."""
     from lsp.context.documents import Document
     from lsp.context.languages import language_for
 
@@ -183,6 +205,8 @@ def _open(path_text: str) -> Any:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         raise CodellamaError(f"{path} is not UTF-8 text") from None
+    if not text.strip():
+        raise CodellamaError(f"{path} is empty: there is nothing to send to the model")
     language = language_for(None, str(path))
     return Document(path.resolve().as_uri(), language.name if language else "plaintext", 0, text)
 
@@ -213,7 +237,13 @@ async def _complete(args: argparse.Namespace) -> int:
     offset = _position_offset(doc, line, col)
     async with _Session(args) as session:
         text = await session.assistant.complete(doc, offset)
-    sys.stdout.write(text + ("\n" if text and not text.endswith("\n") else ""))
+    if not text:
+        sys.stderr.write(
+            f"codellama-lsp: no completion at {path}:{line}:{col}: the model suggested nothing that fits there "
+            "(an empty answer, or only text that repeats the code after the cursor or does not parse)\n"
+        )
+        return 0
+    sys.stdout.write(text + ("\n" if not text.endswith("\n") else ""))
     return 0
 
 
@@ -246,8 +276,10 @@ async def _explain(args: argparse.Namespace) -> int:
     path, numbers = _split_location(args.location)
     doc = _open(path)
     start, end = _span(doc, numbers, required=False)
+    from lsp.actions.request import run, snapshot
+
     async with _Session(args) as session:
-        result = await session.assistant.run("explain", doc, start, end)
+        result = await run(session.assistant, snapshot("explain", doc, start, end))
     sys.stdout.write(result.text.rstrip() + "\n")
     return 0
 
@@ -256,9 +288,12 @@ async def _refactor(args: argparse.Namespace) -> int:
     path, numbers = _split_location(args.location)
     doc = _open(path)
     start, end = _span(doc, numbers, required=True)
+    from lsp.actions.request import run, snapshot
+
     async with _Session(args) as session:
-        result = await session.assistant.run("refactor", doc, start, end, instruction=args.instruction)
-    new_text = doc.text[: result.start] + result.text + doc.text[result.end :]
+        request = snapshot("refactor", doc, start, end, instruction=args.instruction)
+        result = await run(session.assistant, request)
+    new_text = doc.text[: request.start] + result.text + doc.text[request.end :]
     diff = difflib.unified_diff(
         doc.text.splitlines(keepends=True), new_text.splitlines(keepends=True), f"a/{path}", f"b/{path}"
     )
@@ -274,7 +309,7 @@ async def _refactor(args: argparse.Namespace) -> int:
 async def _prompt(args: argparse.Namespace) -> int:
     from lsp.backends.base import GenerationRequest
     from lsp.backends.tgi import TGIBackend
-    from lsp.chat_format import Message, render_codellama70b
+    from lsp.prompt.chat_format import Message, render_codellama70b
 
     settings = _settings(args)
     if args.messages:
@@ -302,14 +337,15 @@ async def _prompt_view(args: argparse.Namespace, settings: Any) -> int:
     """The rendered prompt for a file and position, and what each context part cost."""
     from lsp.assistant import DEFAULT_MAX_INPUT_TOKENS, DEFAULT_MAX_TOTAL_TOKENS
     from lsp.context.extract import context_at, selection_context, target_range
-    from lsp.prompting import Budget, build_prompt
-    from lsp.templates import PromptStore
-    from lsp.tokens import load_counter
+    from lsp.prompt.budget import Budget, build_prompt
+    from lsp.prompt.templates import PromptStore
 
     path, numbers = _split_location(args.location)
     doc = _open(path)
     store = PromptStore(settings.prompts_path)
-    counter = load_counter(settings.tokenizer)
+    if args.action not in store.actions:
+        raise CodellamaError(f"unknown action {args.action!r}; one of {', '.join(store.actions)}")
+    counter = _counter(settings)
     spec = store.spec(args.action)
     max_new = min(
         settings.completion.max_new_tokens if args.action == "complete" else settings.max_new_tokens,
@@ -345,9 +381,12 @@ async def _prompt_view(args: argparse.Namespace, settings: Any) -> int:
 async def _check(args: argparse.Namespace) -> int:
     from lsp.backends.base import GenerationRequest
     from lsp.backends.select import chosen_backend
-    from lsp.chat_format import Message
+    from lsp.prompt.chat_format import Message
 
-    settings = _settings(args)
+    settings, problems = _checked_settings(args)
+    if problems:
+        sys.stdout.write("status:    failed: the settings above were refused, so their defaults would be probed\n")
+        return 1
     name = chosen_backend(settings)
     out = sys.stdout
     out.write(f"backend:   {name}\n")

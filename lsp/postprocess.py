@@ -17,8 +17,8 @@ from collections.abc import Sequence
 from itertools import islice
 from typing import Protocol
 
-from lsp.chat_format import unescape
-from lsp.templates import CURSOR
+from lsp.prompt.chat_format import unescape
+from lsp.prompt.templates import CURSOR
 
 __all__ = [
     "Syntax",

@@ -38,7 +38,6 @@ from lsp.backends.http import (
 )
 from lsp.backends.sse import sse_data
 from lsp.backends.stops import StopCutter
-from lsp.chat_format import STEP, FormatName, render_messages
 from lsp.config import Settings
 from lsp.errors import (
     BackendError,
@@ -48,6 +47,7 @@ from lsp.errors import (
     BadResponse,
     GenerationFailed,
 )
+from lsp.prompt.chat_format import STEP, FormatName, render_messages
 
 log = logging.getLogger(__name__)
 

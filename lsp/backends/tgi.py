@@ -35,9 +35,9 @@ from lsp.backends.http import (
 )
 from lsp.backends.sse import OversizedEvent, TokenSilence, sse_data, sse_lines, token_silence
 from lsp.backends.stops import StopCutter
-from lsp.chat_format import STEP, FormatName, render_codellama70b
 from lsp.config import Settings
 from lsp.errors import BackendError, BackendTimeout, BackendUnavailable, BadResponse
+from lsp.prompt.chat_format import STEP, FormatName, render_codellama70b
 
 log = logging.getLogger(__name__)
 

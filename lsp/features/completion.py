@@ -10,9 +10,9 @@ from lsprotocol import types
 from lsp.context.documents import Document
 from lsp.errors import CodellamaError
 from lsp.features.common import document, offset, to_range
+from lsp.prompt.templates import code_block
 from lsp.server import CodellamaServer
 from lsp.stdio import MESSAGE_ARRIVED
-from lsp.templates import code_block
 
 log = logging.getLogger(__name__)
 

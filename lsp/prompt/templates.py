@@ -16,8 +16,8 @@ from typing import Any, Literal
 
 import jinja2
 
-from lsp.chat_format import Message, escape
 from lsp.errors import PromptError
+from lsp.prompt.chat_format import Message, escape
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -82,7 +82,7 @@ class ActionSpec:
 
 def builtin_prompts_dir() -> Path:
     """`prompts/` of a checkout, else the copy packed into the wheel as `lsp/prompts`."""
-    checkout = Path(__file__).resolve().parent.parent / "prompts"
+    checkout = Path(__file__).resolve().parents[2] / "prompts"
     if (checkout / "prompts.toml").is_file():
         return checkout
     return Path(str(resources.files("lsp") / "prompts"))
