@@ -11,6 +11,7 @@ from typing import TypeVar
 
 from lsprotocol import types
 
+from lsp.actions.delivery import client_answer
 from lsp.server import CodellamaServer
 
 log = logging.getLogger(__name__)
@@ -34,10 +35,7 @@ async def with_progress(ls: CodellamaServer, title: str, work: Callable[[Report]
     if not (window and window.work_done_progress):
         return await work(lambda n, text: None)
     token = f"codellama-{uuid.uuid4().hex[:12]}"
-    try:
-        await ls.work_done_progress.create_async(token)
-    except Exception as error:  # a client that refuses the token still gets its answer
-        log.debug("no progress bar: %s", error)
+    if not await client_answer(_created(ls, token), "window/workDoneProgress/create"):
         return await work(lambda n, text: None)
     ls.work_done_progress.begin(
         token, types.WorkDoneProgressBegin(title=title, cancellable=True, message="waiting for the model")
@@ -80,6 +78,15 @@ async def with_progress(ls: CodellamaServer, title: str, work: Callable[[Report]
     finally:
         ls.work_done_progress.end(token, types.WorkDoneProgressEnd(message=outcome))
         ls.work_done_progress.tokens.pop(token, None)
+
+
+async def _created(ls: CodellamaServer, token: str) -> bool:
+    try:
+        await ls.work_done_progress.create_async(token)
+    except Exception as error:  # a client that refuses the token still gets its answer, without the bar
+        log.debug("no progress bar: %s", error)
+        return False
+    return True
 
 
 def _cancelling() -> bool:
