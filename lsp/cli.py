@@ -159,6 +159,9 @@ def _serve(args: argparse.Namespace) -> int:
     server = create_server(_cli_overrides(args))
     if args.tcp:
         host, _, port = args.tcp.rpartition(":")
+        # pygls ends a TCP session by raising SystemExit (the exit notification) inside asyncio's connection
+        # callback, which asyncio reports with a traceback: it is the clean way out, not an error.
+        logging.getLogger("asyncio").addFilter(_not_an_exit)
         server.start_tcp(host or "127.0.0.1", int(port))
     else:
         # The protocol gets a private duplicate of fd 1; fd 1 and sys.stdout then point at stderr, so a
@@ -168,6 +171,10 @@ def _serve(args: argparse.Namespace) -> int:
         sys.stdout = sys.stderr
         server.start_io(sys.stdin.buffer, protocol_out)
     return server.exit_code
+
+
+def _not_an_exit(record: logging.LogRecord) -> bool:
+    return not (record.exc_info and isinstance(record.exc_info[1], SystemExit))
 
 
 # -- one-shot commands -------------------------------------------------------------------------------
