@@ -30,7 +30,7 @@ from lsp.postprocess import (
     prepare_cleanup,
 )
 from lsp.prompt.budget import Budget, BuiltPrompt, build_prompt
-from lsp.prompt.chat_format import Message, render_codellama70b, render_messages
+from lsp.prompt.chat_format import MAX_EXTRA_STOPS, Message, render_codellama70b, render_messages
 from lsp.prompt.templates import Action, PromptStore
 from lsp.prompt.tokens import CalibratedCounter, TokenCounter
 
@@ -146,7 +146,7 @@ class Assistant:
             max_new_tokens=prompt.budget.max_new_tokens,
             temperature=temperature,
             top_p=self.settings.top_p,
-            stop=tuple(dict.fromkeys((*prompt.spec.stop, *self.settings.stop)))[:3],
+            stop=tuple(dict.fromkeys((*prompt.spec.stop, *self.settings.stop)))[:MAX_EXTRA_STOPS],
             request_id=uuid.uuid4().hex[:12],
         )
         parts: list[str] = []

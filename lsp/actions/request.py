@@ -137,7 +137,7 @@ def _plan_tests(
         return None, ""
     placement = place_tests(
         doc.path,
-        doc.language.name if doc.language else None,
+        doc.language.name if doc.language else doc.language_id,
         root,
         is_file=lambda p: inside(p, folders) and is_file(p),
         is_dir=lambda p: inside(p, folders) and os.path.isdir(p),

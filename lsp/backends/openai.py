@@ -47,11 +47,10 @@ from lsp.errors import (
     BadResponse,
     GenerationFailed,
 )
-from lsp.prompt.chat_format import STEP, FormatName, render_messages
+from lsp.prompt.chat_format import MAX_STOP_SEQUENCES, STEP, FormatName, render_messages
 
 log = logging.getLogger(__name__)
 
-MAX_STOP_SEQUENCES = 4  # OpenAI's limit; vLLM and TGI accept more, some servers reject more
 DONE = "[DONE]"
 CODELLAMA_70B_STOPS = (STEP, "Source: user")
 # Fields some servers add to a `/v1/models` entry with the context size (vLLM: max_model_len; LM Studio

@@ -16,6 +16,10 @@ Role = Literal["system", "user", "assistant"]
 FormatName = Literal["codellama-70b", "messages"]
 
 STEP = "<step>"
+# Stop sequences a request may carry: TGI's default --max-stop-sequences, and OpenAI's limit. <step> (or
+# the chat template's own end) is always one of them, so a prompt or the settings add at most the rest.
+MAX_STOP_SEQUENCES = 4
+MAX_EXTRA_STOPS = MAX_STOP_SEQUENCES - 1
 BOS = "<s>"
 EOS = "</s>"
 ASSISTANT_PROMPT = "Source: assistant\nDestination: user\n\n "
