@@ -104,7 +104,3 @@ def render_codellama70b(messages: Sequence[Message]) -> str:
 def render_messages(messages: Sequence[Message]) -> list[dict[str, str]]:
     """The role/content list for servers that apply the chat template themselves."""
     return [{"role": m.role, "content": m.content} for m in normalize(messages)]
-
-
-def count_turn_breaks(text: str) -> int:
-    return text.count(STEP)
