@@ -83,14 +83,14 @@ class Delivery:
 def deliver(
     store: PromptStore,
     result: ActionResult,
-    current: Document,
+    current: Document | None,
     *,
     open_docs: Iterable[Document],
     to_range: ToRange,
     can_create_files: bool,
 ) -> Delivery:
-    """The result as the client should get it; `current` is the document as it is now. Nothing stale is
-    ever made into an edit."""
+    """The result as the client should get it; `current` is the document as it is now (None: closed since).
+    Nothing stale is ever made into an edit."""
     request = result.request
     title = store.spec(request.action).title
     if request.action == "ask" and request.instruction:
@@ -99,6 +99,8 @@ def deliver(
     base = Delivery("markdown", title, request.doc.uri, request.version, target, result.text)
     if store.spec(request.action).reply == "markdown":
         return base
+    if current is None:
+        return replace(base, kind="stale", reason="the document was closed while the model was working")
     if request.action == "tests":
         return _deliver_tests(result, base, current, open_docs, to_range, can_create_files)
     if current.version != request.version:

@@ -187,7 +187,7 @@ async def perform(ls: CodellamaServer, request: ActionRequest) -> ActionResult |
 def delivered(ls: CodellamaServer, result: ActionResult) -> Delivery:
     """The result for this client, against the document as it is now."""
     uri = result.request.doc.uri
-    current = ls.documents.get(uri) if uri in ls.documents else result.request.doc
+    current = ls.documents.get(uri) if uri in ls.documents else None
     return deliver(
         ls.prompt_store,
         result,
