@@ -98,7 +98,10 @@ def follow_cancel_request(ls: CodellamaServer) -> None:
 
     pygls (2.x) runs a command from its own executeCommand handler, a generator: the request's future is
     that handler's, and the command runs as a separate task. $/cancelRequest cancels the future (the client
-    gets its "cancelled" answer) but not the task, so the model's stream would run to its end. Tie them."""
+    gets its "cancelled" answer) but not the task, so the model's stream would run to its end. Tie them.
+
+    PRIVATE API: reads pygls's `protocol._request_futures`; it belongs in lsp/compat.py (the core helper's),
+    pinned with the pygls version it was checked against (2.1)."""
     protocol = ls.protocol
     msg_id = protocol.msg_id  # the executeCommand request's id: the task was created in its context
     task = asyncio.current_task()
