@@ -30,6 +30,9 @@ SOURCE = """def mean(values):
 
 def spread(values):
     return max(values) - min(values)
+
+
+LABEL = "naïve 🚀 试验, café"  # non-ASCII text: its columns differ in UTF-8, UTF-16 and UTF-32
 """
 MEAN = types.Range(types.Position(0, 0), types.Position(4, 30))  # the whole of mean()
 IN_MEAN = types.Range(types.Position(2, 8), types.Position(2, 8))
