@@ -22,6 +22,7 @@ from typing import Any
 
 from lsp import __version__
 from lsp.errors import CodellamaError
+from lsp.locations import line_span, open_document, position_offset, split_location
 
 log = logging.getLogger("lsp.cli")
 
@@ -201,47 +202,13 @@ class _Session:
         await self.backend.aclose()
 
 
-def _open(path_text: str) -> Any:
-    """The file as a document; an error for one that is not text or holds nothing to send to the model."""
-    from lsp.context.documents import Document
-    from lsp.context.languages import language_for
-
-    path = Path(path_text)
-    data = path.read_bytes()
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise CodellamaError(f"{path} is not UTF-8 text") from None
-    if not text.strip():
-        raise CodellamaError(f"{path} is empty: there is nothing to send to the model")
-    language = language_for(None, str(path))
-    return Document(path.resolve().as_uri(), language.name if language else "plaintext", 0, text)
-
-
-def _split_location(location: str) -> tuple[str, list[str]]:
-    """FILE, then the numbers after it; a Windows drive letter or a colon in the path is kept."""
-    parts = location.split(":")
-    numbers: list[str] = []
-    while len(parts) > 1 and all(p.isdigit() for p in parts[-1].split("-") if p) and parts[-1]:
-        numbers.insert(0, parts.pop())
-    return ":".join(parts), numbers
-
-
-def _line_offset(doc: Any, line: int) -> int:
-    lines = doc.lines
-    try:
-        return int(lines.offset_at(line - 1, 0, strict=True))
-    except ValueError as error:
-        raise CodellamaError(f"line {line} is outside {doc.uri}") from error
-
-
 async def _complete(args: argparse.Namespace) -> int:
-    path, numbers = _split_location(args.location)
+    path, numbers = split_location(args.location)
     if len(numbers) != 2:
         raise CodellamaError("complete needs FILE:LINE:COL (1-based)")
-    doc = _open(path)
+    doc = open_document(path)
     line, col = int(numbers[0]), int(numbers[1])
-    offset = _position_offset(doc, line, col)
+    offset = position_offset(doc, line, col)
     async with _Session(args) as session:
         text = await session.assistant.complete(doc, offset)
     if not text:
@@ -254,35 +221,10 @@ async def _complete(args: argparse.Namespace) -> int:
     return 0
 
 
-def _position_offset(doc: Any, line: int, col: int) -> int:
-    start = _line_offset(doc, line)
-    end = doc.text.find("\n", start)
-    end = len(doc.text) if end < 0 else end
-    if col < 1 or start + col - 1 > end:
-        raise CodellamaError(f"column {col} is outside line {line}")
-    return int(start + col - 1)
-
-
-def _span(doc: Any, numbers: list[str], required: bool) -> tuple[int, int]:
-    if not numbers:
-        if required:
-            raise CodellamaError("give the lines as FILE:START-END")
-        return 0, len(doc.text)
-    first, _, last = numbers[0].partition("-")
-    start_line = int(first)
-    end_line = int(last) if last else start_line
-    if end_line < start_line:
-        raise CodellamaError(f"the range {start_line}-{end_line} is backwards")
-    start = _line_offset(doc, start_line)
-    end_start = _line_offset(doc, end_line)
-    nl = doc.text.find("\n", end_start)
-    return start, len(doc.text) if nl < 0 else nl + 1
-
-
 async def _explain(args: argparse.Namespace) -> int:
-    path, numbers = _split_location(args.location)
-    doc = _open(path)
-    start, end = _span(doc, numbers, required=False)
+    path, numbers = split_location(args.location)
+    doc = open_document(path)
+    start, end = line_span(doc, numbers, required=False)
     from lsp.actions.request import run, snapshot
 
     async with _Session(args) as session:
@@ -292,9 +234,9 @@ async def _explain(args: argparse.Namespace) -> int:
 
 
 async def _refactor(args: argparse.Namespace) -> int:
-    path, numbers = _split_location(args.location)
-    doc = _open(path)
-    start, end = _span(doc, numbers, required=True)
+    path, numbers = split_location(args.location)
+    doc = open_document(path)
+    start, end = line_span(doc, numbers, required=True)
     from lsp.actions.request import run, snapshot
 
     async with _Session(args) as session:
@@ -347,8 +289,8 @@ async def _prompt_view(args: argparse.Namespace, settings: Any) -> int:
     from lsp.prompt.budget import Budget, build_prompt
     from lsp.prompt.templates import PromptStore
 
-    path, numbers = _split_location(args.location)
-    doc = _open(path)
+    path, numbers = split_location(args.location)
+    doc = open_document(path)
     store = PromptStore(settings.prompts_path)
     if args.action not in store.actions:
         raise CodellamaError(f"unknown action {args.action!r}; one of {', '.join(store.actions)}")
@@ -366,10 +308,10 @@ async def _prompt_view(args: argparse.Namespace, settings: Any) -> int:
     if args.action == "complete":
         if len(numbers) != 2:
             raise CodellamaError("a completion prompt needs FILE:LINE:COL")
-        context = context_at(doc, _position_offset(doc, int(numbers[0]), int(numbers[1])))
+        context = context_at(doc, position_offset(doc, int(numbers[0]), int(numbers[1])))
         built = build_prompt(store, "complete", context, counter=counter, budget=budget, verify=True)
     else:
-        start, end = _span(doc, numbers[:1], required=False)
+        start, end = line_span(doc, numbers[:1], required=False)
         start, end = target_range(doc, start, end)
         context = selection_context(doc, start, end)
         built = build_prompt(

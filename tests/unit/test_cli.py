@@ -133,3 +133,17 @@ def test_serve_tcp_exits_cleanly_without_a_traceback() -> None:
             process.wait()
     assert process.stderr is not None
     assert "Traceback" not in process.stderr.read()
+
+
+def test_explain_and_refactor_through_the_model(tmp_path: Path, tgi: TGI) -> None:
+    path = _source(tmp_path, "def add(a, b):\n    return a+b  # café ☕\n\n\nX = 1\n")
+    tgi.script({"text": "`add` adds **a** and b 🎯."})
+    explained = _run("explain", f"{path}:1-2", "--endpoint", tgi.url)
+    assert explained.returncode == 0, explained.stderr
+    assert explained.stdout == "`add` adds **a** and b 🎯.\n"
+
+    tgi.script({"text": "```python\ndef add(a, b):\n    return a + b  # café ☕\n```"})
+    refactored = _run("refactor", f"{path}:1-2", "--endpoint", tgi.url, "--apply")
+    assert refactored.returncode == 0, refactored.stderr
+    assert "-    return a+b  # café ☕\n+    return a + b  # café ☕\n" in refactored.stdout
+    assert path.read_text(encoding="utf-8") == "def add(a, b):\n    return a + b  # café ☕\n\n\nX = 1\n"
