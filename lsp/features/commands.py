@@ -28,6 +28,7 @@ from lsp.actions.delivery import (
     text_edit,
 )
 from lsp.actions.request import RUNNABLE, ActionRequest
+from lsp.compat import request_future
 from lsp.features.code_actions import (
     REVIEW_PROPOSAL,
     RUN_ACTION,
@@ -98,14 +99,11 @@ def follow_cancel_request(ls: CodellamaServer) -> None:
 
     pygls (2.x) runs a command from its own executeCommand handler, a generator: the request's future is
     that handler's, and the command runs as a separate task. $/cancelRequest cancels the future (the client
-    gets its "cancelled" answer) but not the task, so the model's stream would run to its end. Tie them.
-
-    PRIVATE API: reads pygls's `protocol._request_futures`; it belongs in lsp/compat.py (the core helper's),
-    pinned with the pygls version it was checked against (2.1)."""
+    gets its "cancelled" answer) but not the task, so the model's stream would run to its end. Tie them."""
     protocol = ls.protocol
     msg_id = protocol.msg_id  # the executeCommand request's id: the task was created in its context
     task = asyncio.current_task()
-    request = protocol._request_futures.get(msg_id) if msg_id is not None else None
+    request = request_future(protocol, msg_id) if msg_id is not None else None
     if request is None or task is None:
         return
     loop = asyncio.get_running_loop()
