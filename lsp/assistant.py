@@ -13,19 +13,17 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import aclosing
-from dataclasses import dataclass
 
 from lsp.backends.base import Backend, GenerationRequest
-from lsp.chat_format import Message, render_codellama70b, render_messages
 from lsp.config import Settings
 from lsp.context.documents import Document
-from lsp.context.extract import CodeContext, parses_cleanly, selection_context, target_range
+from lsp.context.extract import CodeContext
 from lsp.errors import BackendRejected
 from lsp.log import fields
-from lsp.postprocess import extract_code, reindent_block
-from lsp.prompting import Budget, BuiltPrompt, build_prompt
-from lsp.templates import Action, PromptStore
-from lsp.tokens import CalibratedCounter, TokenCounter
+from lsp.prompt.budget import Budget, BuiltPrompt, build_prompt
+from lsp.prompt.chat_format import MAX_EXTRA_STOPS, Message, render_codellama70b, render_messages
+from lsp.prompt.templates import Action, PromptStore
+from lsp.prompt.tokens import CalibratedCounter, TokenCounter
 
 log = logging.getLogger(__name__)
 
@@ -34,19 +32,6 @@ DEFAULT_MAX_INPUT_TOKENS = 3696
 DEFAULT_MAX_TOTAL_TOKENS = 4096
 LENGTH_RETRY_SHRINK = 0.75
 
-Progress = Callable[[int, str], None]
-
-
-@dataclass(frozen=True)
-class ActionResult:
-    action: Action
-    start: int  # target range in the document, str offsets
-    end: int
-    text: str  # code (replacement or test file) or markdown
-    reply: str  # what the model said, unedited
-    parses: bool | None  # for code replacements: does the document still parse without new errors
-    version: int
-    prompt_tokens: int
 
 
 class Assistant:
@@ -64,59 +49,6 @@ class Assistant:
         from lsp.completion.pipeline import complete  # (the pipeline builds on this module)
 
         return await complete(self, doc, offset, others=others, root=root)
-
-    # -- code actions -------------------------------------------------------------------------------
-
-    async def run(
-        self,
-        action: Action,
-        doc: Document,
-        start: int,
-        end: int,
-        *,
-        instruction: str = "",
-        diagnostics: Iterable[str] = (),
-        test_path: str = "",
-        others: Iterable[Document] = (),
-        root: str | None = None,
-        progress: Progress | None = None,
-    ) -> ActionResult:
-        # The result belongs to the version the request saw: if the document changes while the model
-        # runs, callers compare versions and know that the offsets and the proposal are stale.
-        version = doc.version
-        start, end = target_range(doc, start, end)
-        selection = doc.text[start:end]
-        context = selection_context(doc, start, end, others=others, root=root)
-        spec = self.store.spec(action)
-        max_new = min(self.settings.max_new_tokens, spec.max_new_tokens)
-        prompt_tokens = 0
-
-        async def ask(budget: Budget) -> str:
-            nonlocal prompt_tokens
-            prompt = self.prompt(
-                action,
-                context,
-                budget,
-                selection=selection,
-                instruction=instruction,
-                diagnostics=list(diagnostics),
-                test_path=test_path,
-            )
-            prompt_tokens = prompt.tokens
-            return await self.generate(prompt, self.settings.temperature, progress=progress)
-
-        reply = await self.with_length_retry(ask, max_new)
-        if spec.reply == "markdown":
-            return ActionResult(action, start, end, reply.strip(), reply, None, version, prompt_tokens)
-        code = extract_code(reply)
-        parses: bool | None = None
-        if action != "tests":
-            code = reindent_block(code, selection)
-            if selection.endswith("\n") and not code.endswith("\n"):
-                code += "\n"
-            if doc.version == version:  # else the offsets no longer fit the text: the result is stale
-                parses = parses_cleanly(doc, start, end, code)
-        return ActionResult(action, start, end, code, reply, parses, version, prompt_tokens)
 
     # -- the shared steps ---------------------------------------------------------------------------
 
@@ -165,7 +97,7 @@ class Assistant:
         temperature: float,
         *,
         stop_when: Callable[[str], bool] | None = None,
-        progress: Progress | None = None,
+        progress: Callable[[int, str], None] | None = None,
     ) -> str:
         """The model's reply to ``prompt``, read until the stream ends or ``stop_when`` says it is decided."""
         request = GenerationRequest(
@@ -173,7 +105,7 @@ class Assistant:
             max_new_tokens=prompt.budget.max_new_tokens,
             temperature=temperature,
             top_p=self.settings.top_p,
-            stop=tuple(dict.fromkeys((*prompt.spec.stop, *self.settings.stop)))[:3],
+            stop=tuple(dict.fromkeys((*prompt.spec.stop, *self.settings.stop)))[:MAX_EXTRA_STOPS],
             request_id=uuid.uuid4().hex[:12],
         )
         parts: list[str] = []

@@ -1,6 +1,9 @@
 """The command line: `serve` for editors, and one-shot commands for scripts and for trying it out.
 
-Results go to stdout, errors to stderr, and a failure exits non-zero.
+Results go to stdout, errors to stderr, and a failure exits non-zero. `complete` that keeps nothing (the
+model suggested nothing that fits) prints nothing on stdout, says why on stderr, and exits 0: an empty
+suggestion is an answer, not a failure. `check` exits 1 when a setting was refused and replaced by its
+default, since the backend it then probes is not the one asked for.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from typing import Any
 
 from lsp import __version__
 from lsp.errors import CodellamaError
+from lsp.locations import line_span, open_document, position_offset, split_location
 
 log = logging.getLogger("lsp.cli")
 
@@ -118,13 +122,33 @@ def _cli_overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _settings(args: argparse.Namespace) -> Any:
+    return _checked_settings(args)[0]
+
+
+def _checked_settings(args: argparse.Namespace) -> tuple[Any, list[str]]:
+    """The settings, and the problems found in them (each also said on stderr)."""
     from lsp.config import resolve
 
     client = json.loads(Path(args.settings).read_text(encoding="utf-8")) if args.settings else None
     settings, problems = resolve(client, _cli_overrides(args))
     for problem in problems:
         sys.stderr.write(f"codellama-lsp: {problem}\n")
-    return settings
+    return settings, problems
+
+
+def _counter(settings: Any) -> Any:
+    """The token counter the settings ask for; a `--tokenizer` that cannot be loaded is an error here, where
+    the user can fix it at once (the server falls back to the estimate instead)."""
+    from lsp.prompt.tokens import load_counter, load_tokenizer
+
+    if not settings.tokenizer:
+        return load_counter(None)
+    try:
+        return load_tokenizer(settings.tokenizer)
+    except ValueError as error:
+        raise CodellamaError(str(error)) from None
+    except Exception as error:  # the tokenizers library's own errors: an unreadable or invalid file
+        raise CodellamaError(f"cannot load the tokenizer {settings.tokenizer}: {error}") from None
 
 
 # -- serve -------------------------------------------------------------------------------------------
@@ -136,6 +160,9 @@ def _serve(args: argparse.Namespace) -> int:
     server = create_server(_cli_overrides(args))
     if args.tcp:
         host, _, port = args.tcp.rpartition(":")
+        # pygls ends a TCP session by raising SystemExit (the exit notification) inside asyncio's connection
+        # callback, which asyncio reports with a traceback: it is the clean way out, not an error.
+        logging.getLogger("asyncio").addFilter(_not_an_exit)
         server.start_tcp(host or "127.0.0.1", int(port))
     else:
         # The protocol gets a private duplicate of fd 1; fd 1 and sys.stdout then point at stderr, so a
@@ -147,6 +174,10 @@ def _serve(args: argparse.Namespace) -> int:
     return server.exit_code
 
 
+def _not_an_exit(record: logging.LogRecord) -> bool:
+    return not (record.exc_info and isinstance(record.exc_info[1], SystemExit))
+
+
 # -- one-shot commands -------------------------------------------------------------------------------
 
 
@@ -156,15 +187,13 @@ class _Session:
     def __init__(self, args: argparse.Namespace) -> None:
         from lsp.assistant import Assistant
         from lsp.backends.select import create_backend
-        from lsp.templates import PromptStore
-        from lsp.tokens import load_counter
+        from lsp.prompt.templates import PromptStore
 
-        self.settings = _settings(args)
+        self.settings, self.problems = _checked_settings(args)
         self.store = PromptStore(self.settings.prompts_path)
+        counter = _counter(self.settings)
         self.backend = create_backend(self.settings)
-        self.assistant = Assistant(
-            self.settings, self.backend, self.store, load_counter(self.settings.tokenizer)
-        )
+        self.assistant = Assistant(self.settings, self.backend, self.store, counter)
 
     async def __aenter__(self) -> _Session:
         return self
@@ -173,92 +202,47 @@ class _Session:
         await self.backend.aclose()
 
 
-def _open(path_text: str) -> Any:
-    from lsp.context.documents import Document
-    from lsp.context.languages import language_for
-
-    path = Path(path_text)
-    data = path.read_bytes()
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise CodellamaError(f"{path} is not UTF-8 text") from None
-    language = language_for(None, str(path))
-    return Document(path.resolve().as_uri(), language.name if language else "plaintext", 0, text)
-
-
-def _split_location(location: str) -> tuple[str, list[str]]:
-    """FILE, then the numbers after it; a Windows drive letter or a colon in the path is kept."""
-    parts = location.split(":")
-    numbers: list[str] = []
-    while len(parts) > 1 and all(p.isdigit() for p in parts[-1].split("-") if p) and parts[-1]:
-        numbers.insert(0, parts.pop())
-    return ":".join(parts), numbers
-
-
-def _line_offset(doc: Any, line: int) -> int:
-    lines = doc.lines
-    try:
-        return int(lines.offset_at(line - 1, 0, strict=True))
-    except ValueError as error:
-        raise CodellamaError(f"line {line} is outside {doc.uri}") from error
-
-
 async def _complete(args: argparse.Namespace) -> int:
-    path, numbers = _split_location(args.location)
+    path, numbers = split_location(args.location)
     if len(numbers) != 2:
         raise CodellamaError("complete needs FILE:LINE:COL (1-based)")
-    doc = _open(path)
+    doc = open_document(path)
     line, col = int(numbers[0]), int(numbers[1])
-    offset = _position_offset(doc, line, col)
+    offset = position_offset(doc, line, col)
     async with _Session(args) as session:
         text = await session.assistant.complete(doc, offset)
-    sys.stdout.write(text + ("\n" if text and not text.endswith("\n") else ""))
+    if not text:
+        sys.stderr.write(
+            f"codellama-lsp: no completion at {path}:{line}:{col}: the model suggested nothing that fits there "
+            "(an empty answer, or only text that repeats the code after the cursor or does not parse)\n"
+        )
+        return 0
+    sys.stdout.write(text + ("\n" if not text.endswith("\n") else ""))
     return 0
 
 
-def _position_offset(doc: Any, line: int, col: int) -> int:
-    start = _line_offset(doc, line)
-    end = doc.text.find("\n", start)
-    end = len(doc.text) if end < 0 else end
-    if col < 1 or start + col - 1 > end:
-        raise CodellamaError(f"column {col} is outside line {line}")
-    return int(start + col - 1)
-
-
-def _span(doc: Any, numbers: list[str], required: bool) -> tuple[int, int]:
-    if not numbers:
-        if required:
-            raise CodellamaError("give the lines as FILE:START-END")
-        return 0, len(doc.text)
-    first, _, last = numbers[0].partition("-")
-    start_line = int(first)
-    end_line = int(last) if last else start_line
-    if end_line < start_line:
-        raise CodellamaError(f"the range {start_line}-{end_line} is backwards")
-    start = _line_offset(doc, start_line)
-    end_start = _line_offset(doc, end_line)
-    nl = doc.text.find("\n", end_start)
-    return start, len(doc.text) if nl < 0 else nl + 1
-
-
 async def _explain(args: argparse.Namespace) -> int:
-    path, numbers = _split_location(args.location)
-    doc = _open(path)
-    start, end = _span(doc, numbers, required=False)
+    path, numbers = split_location(args.location)
+    doc = open_document(path)
+    start, end = line_span(doc, numbers, required=False)
+    from lsp.actions.request import run, snapshot
+
     async with _Session(args) as session:
-        result = await session.assistant.run("explain", doc, start, end)
+        result = await run(session.assistant, snapshot("explain", doc, start, end))
     sys.stdout.write(result.text.rstrip() + "\n")
     return 0
 
 
 async def _refactor(args: argparse.Namespace) -> int:
-    path, numbers = _split_location(args.location)
-    doc = _open(path)
-    start, end = _span(doc, numbers, required=True)
+    path, numbers = split_location(args.location)
+    doc = open_document(path)
+    start, end = line_span(doc, numbers, required=True)
+    from lsp.actions.request import run, snapshot
+
     async with _Session(args) as session:
-        result = await session.assistant.run("refactor", doc, start, end, instruction=args.instruction)
-    new_text = doc.text[: result.start] + result.text + doc.text[result.end :]
+        request = snapshot("refactor", doc, start, end, instruction=args.instruction)
+        result = await run(session.assistant, request)
+    new_text = doc.text[: request.start] + result.text + doc.text[request.end :]
     diff = difflib.unified_diff(
         doc.text.splitlines(keepends=True), new_text.splitlines(keepends=True), f"a/{path}", f"b/{path}"
     )
@@ -274,7 +258,7 @@ async def _refactor(args: argparse.Namespace) -> int:
 async def _prompt(args: argparse.Namespace) -> int:
     from lsp.backends.base import GenerationRequest
     from lsp.backends.tgi import TGIBackend
-    from lsp.chat_format import Message, render_codellama70b
+    from lsp.prompt.chat_format import Message, render_codellama70b
 
     settings = _settings(args)
     if args.messages:
@@ -302,14 +286,15 @@ async def _prompt_view(args: argparse.Namespace, settings: Any) -> int:
     """The rendered prompt for a file and position, and what each context part cost."""
     from lsp.assistant import DEFAULT_MAX_INPUT_TOKENS, DEFAULT_MAX_TOTAL_TOKENS
     from lsp.context.extract import context_at, selection_context, target_range
-    from lsp.prompting import Budget, build_prompt
-    from lsp.templates import PromptStore
-    from lsp.tokens import load_counter
+    from lsp.prompt.budget import Budget, build_prompt
+    from lsp.prompt.templates import PromptStore
 
-    path, numbers = _split_location(args.location)
-    doc = _open(path)
+    path, numbers = split_location(args.location)
+    doc = open_document(path)
     store = PromptStore(settings.prompts_path)
-    counter = load_counter(settings.tokenizer)
+    if args.action not in store.actions:
+        raise CodellamaError(f"unknown action {args.action!r}; one of {', '.join(store.actions)}")
+    counter = _counter(settings)
     spec = store.spec(args.action)
     max_new = min(
         settings.completion.max_new_tokens if args.action == "complete" else settings.max_new_tokens,
@@ -323,10 +308,10 @@ async def _prompt_view(args: argparse.Namespace, settings: Any) -> int:
     if args.action == "complete":
         if len(numbers) != 2:
             raise CodellamaError("a completion prompt needs FILE:LINE:COL")
-        context = context_at(doc, _position_offset(doc, int(numbers[0]), int(numbers[1])))
+        context = context_at(doc, position_offset(doc, int(numbers[0]), int(numbers[1])))
         built = build_prompt(store, "complete", context, counter=counter, budget=budget, verify=True)
     else:
-        start, end = _span(doc, numbers[:1], required=False)
+        start, end = line_span(doc, numbers[:1], required=False)
         start, end = target_range(doc, start, end)
         context = selection_context(doc, start, end)
         built = build_prompt(
@@ -345,9 +330,12 @@ async def _prompt_view(args: argparse.Namespace, settings: Any) -> int:
 async def _check(args: argparse.Namespace) -> int:
     from lsp.backends.base import GenerationRequest
     from lsp.backends.select import chosen_backend
-    from lsp.chat_format import Message
+    from lsp.prompt.chat_format import Message
 
-    settings = _settings(args)
+    settings, problems = _checked_settings(args)
+    if problems:
+        sys.stdout.write("status:    failed: the settings above were refused, so their defaults would be probed\n")
+        return 1
     name = chosen_backend(settings)
     out = sys.stdout
     out.write(f"backend:   {name}\n")

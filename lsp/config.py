@@ -14,6 +14,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic.alias_generators import to_camel
 
+from lsp.prompt.chat_format import MAX_EXTRA_STOPS
+
 BackendName = Literal["auto", "tgi", "openai", "local"]
 
 
@@ -39,7 +41,7 @@ class Settings(_Model):
     max_new_tokens: int = Field(default=512, ge=1, le=16384)
     temperature: float = Field(default=0.2, ge=0.0, le=2.0)
     top_p: float = Field(default=0.95, gt=0.0, le=1.0)
-    stop: list[str] = Field(default_factory=list, max_length=3)
+    stop: list[str] = Field(default_factory=list, max_length=MAX_EXTRA_STOPS)
     request_timeout: float = Field(default=60.0, gt=0.0, le=3600.0)
     connect_timeout: float = Field(default=5.0, gt=0.0, le=300.0)
     max_retries: int = Field(default=2, ge=0, le=10)

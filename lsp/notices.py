@@ -1,4 +1,6 @@
-"""Decide which failures the user hears about: one message per kind of trouble, not one per keystroke."""
+"""Decide which failures the user hears about: one message per kind of trouble, not one per keystroke, and
+few pop-ups in all. Every failure still reaches the status item (`server.report`), so what is not shown as
+a pop-up is not hidden."""
 
 from __future__ import annotations
 
@@ -38,12 +40,15 @@ def kind_of(error: BaseException) -> str:
 
 
 class Notices:
-    """Rate limit per kind of failure.
+    """Rate limit per kind of failure, and overall.
 
     A kind shown once stays silent for `quiet_seconds` while the trouble lasts. A success in between makes
     the next failure news again, but not sooner than `floor_seconds` after the kind was last shown: a model
     server that fails every other request must not pop up a message every other keystroke. New settings
     (`reset`) start afresh: the user changed something and wants to know whether it helped.
+
+    Overall, at most `burst` pop-ups are shown within `window_seconds`, whatever their kinds: a network
+    outage fails in several ways at once, and a stack of pop-ups tells the user no more than the first.
     """
 
     def __init__(
@@ -51,9 +56,15 @@ class Notices:
         quiet_seconds: float = 60.0,
         floor_seconds: float = 15.0,
         clock: Callable[[], float] = time.monotonic,
+        *,
+        burst: int = 2,
+        window_seconds: float = 30.0,
     ) -> None:
         self.quiet_seconds = quiet_seconds
         self.floor_seconds = floor_seconds
+        self.burst = burst
+        self.window_seconds = window_seconds
+        self._recent: list[float] = []  # when the last pop-ups (any kind) were shown
         self._clock = clock
         self._shown: dict[str, float] = {}  # kind -> when last shown
         self._recovered: set[str] = set()  # kinds followed by a success since they were shown
@@ -66,6 +77,10 @@ class Notices:
             wait = self.floor_seconds if kind in self._recovered else self.quiet_seconds
             if now - last < wait:
                 return False
+        self._recent = [at for at in self._recent if now - at < self.window_seconds]
+        if len(self._recent) >= self.burst:
+            return False
+        self._recent.append(now)
         self._shown[kind] = now
         self._recovered.discard(kind)
         return True
@@ -78,3 +93,4 @@ class Notices:
         """Forget what was shown (the settings changed)."""
         self._shown.clear()
         self._recovered.clear()
+        self._recent.clear()

@@ -17,8 +17,9 @@ from collections.abc import Sequence
 from itertools import islice
 from typing import Protocol
 
-from lsp.chat_format import unescape
-from lsp.templates import CURSOR
+from lsp.context.extract import BLOCK_OPENERS
+from lsp.prompt.chat_format import unescape
+from lsp.prompt.templates import CURSOR
 
 __all__ = [
     "Syntax",
@@ -36,7 +37,6 @@ _INLINE_CODE = re.compile(r"`([^`\n]+)`")
 ECHO_LINES = 60  # how far back a model's restatement of the code before the cursor is looked for
 _WINDOW = 8000  # characters of prefix/suffix looked at (enough for ECHO_LINES lines of code)
 _STYLE_SAMPLE = 3000  # characters after the cursor that, with the lines before it, show the indentation style
-_OPENERS = ("{", "(", "[", ":", "=>", "->", " do", " then", "\\")
 _PAIRS = {")": "(", "]": "[", "}": "{"}
 _CLOSERS = frozenset(")]}\"'`")
 _COMMENT_STARTS = ("#", "//", "/*", "*", "--", ";", "<!--")
@@ -372,7 +372,7 @@ def reindent(code: str, prefix: str, suffix: str = "", anchor: Anchor | None = N
         elif rest:
             first_rest = width(_indent(rest[0]))
             lowest = min(width(_indent(line)) for line in rest)
-            opens = (current + lines[0]).rstrip().endswith(_OPENERS)
+            opens = (current + lines[0]).rstrip().endswith(BLOCK_OPENERS)
             relative = first_rest <= cursor if opens else lowest < cursor
             delta = cursor if relative else 0.0
         else:

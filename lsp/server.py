@@ -11,7 +11,6 @@ import sys
 import threading
 from collections.abc import Callable, Mapping
 from typing import Any, BinaryIO
-from urllib.parse import unquote, urlparse
 
 from lsprotocol import types
 from pygls.io_ import StdoutWriter, run_async
@@ -28,9 +27,10 @@ from lsp.context.documents import DocumentStore
 from lsp.errors import CodellamaError
 from lsp.log import register_secret, set_client_sink, setup_logging
 from lsp.notices import Notices
+from lsp.prompt.templates import PromptStore
+from lsp.prompt.tokens import TokenCounter, load_counter
 from lsp.scratch import ScratchFolder
-from lsp.templates import PromptStore
-from lsp.tokens import TokenCounter, load_counter
+from lsp.uris import uri_to_path
 
 log = logging.getLogger(__name__)
 
@@ -225,11 +225,6 @@ class CodellamaServer(LanguageServer):
         folders = params.workspace_folders or []
         uri = folders[0].uri if folders else params.root_uri
         self.root = uri_to_path(uri) if uri else None
-
-
-def uri_to_path(uri: str) -> str:
-    parsed = urlparse(uri)
-    return unquote(parsed.path) if parsed.scheme == "file" else uri
 
 
 def _backend_key(settings: Settings) -> tuple[Any, ...]:

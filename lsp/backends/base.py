@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from lsp.chat_format import FormatName, Message
+from lsp.prompt.chat_format import FormatName, Message
 
 # Background work that follows an answer (closing a stream whose answer is decided, calibrating the token
 # count, the "idle" status) waits this long, in seconds, so that the answer goes out first: the event loop

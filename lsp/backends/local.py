@@ -40,9 +40,9 @@ from typing import Any, TypeVar
 
 from lsp.backends.base import GenerationRequest, ModelInfo, Ready
 from lsp.backends.stops import StopCutter
-from lsp.chat_format import FormatName, render_messages
 from lsp.config import Settings
 from lsp.errors import BackendRejected, BackendUnavailable, ConfigError, GenerationFailed, NoBackendError
+from lsp.prompt.chat_format import FormatName, render_messages
 
 log = logging.getLogger(__name__)
 llama_log = logging.getLogger("lsp.backends.local.llama_cpp")

@@ -38,7 +38,6 @@ from lsp.backends.http import (
 )
 from lsp.backends.sse import sse_data
 from lsp.backends.stops import StopCutter
-from lsp.chat_format import STEP, FormatName, render_messages
 from lsp.config import Settings
 from lsp.errors import (
     BackendError,
@@ -48,10 +47,10 @@ from lsp.errors import (
     BadResponse,
     GenerationFailed,
 )
+from lsp.prompt.chat_format import MAX_STOP_SEQUENCES, STEP, FormatName, render_messages
 
 log = logging.getLogger(__name__)
 
-MAX_STOP_SEQUENCES = 4  # OpenAI's limit; vLLM and TGI accept more, some servers reject more
 DONE = "[DONE]"
 CODELLAMA_70B_STOPS = (STEP, "Source: user")
 # Fields some servers add to a `/v1/models` entry with the context size (vLLM: max_model_len; LM Studio

@@ -35,13 +35,12 @@ from lsp.backends.http import (
 )
 from lsp.backends.sse import OversizedEvent, TokenSilence, sse_data, sse_lines, token_silence
 from lsp.backends.stops import StopCutter
-from lsp.chat_format import STEP, FormatName, render_codellama70b
 from lsp.config import Settings
 from lsp.errors import BackendError, BackendTimeout, BackendUnavailable, BadResponse
+from lsp.prompt.chat_format import MAX_STOP_SEQUENCES, STEP, FormatName, render_codellama70b
 
 log = logging.getLogger(__name__)
 
-MAX_STOP_SEQUENCES = 4  # TGI's default --max-stop-sequences
 # A document may hold lone UTF-16 surrogates (a JSON string may spell one); UTF-8 cannot carry them.
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 

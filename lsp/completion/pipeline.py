@@ -12,7 +12,7 @@ from lsp.assistant import Assistant
 from lsp.completion.stopper import CompletionStopper
 from lsp.context.documents import Document
 from lsp.context.extract import CodeContext, context_at
-from lsp.prompting import Budget
+from lsp.prompt.budget import Budget
 
 
 def completion_context(

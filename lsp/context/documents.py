@@ -22,9 +22,10 @@ import copy
 import logging
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
-from urllib.parse import unquote, urlparse
 
 from tree_sitter import Parser, Tree
+
+from lsp.uris import uri_to_path
 
 from .index import FileIndex
 from .languages import Language, language_for, parser_for
@@ -55,21 +56,6 @@ Change = tuple[str, Range | None]  # (text, range); range None = the whole docum
 
 class UnknownDocument(KeyError):
     """The document is not open."""
-
-
-def uri_to_path(uri: str) -> str:
-    """The file system path of a ``file:`` URI, else the path part of the URI (or the URI itself)."""
-    parsed = urlparse(uri)
-    if parsed.scheme == "file":
-        path = unquote(parsed.path)
-        if len(path) >= 3 and path[0] == "/" and path[2] == ":" and path[1].isalpha():
-            path = path[1:]  # file:///c:/x -> c:/x
-        if parsed.netloc and parsed.netloc != "localhost":
-            path = f"//{parsed.netloc}{path}"
-        return path
-    if parsed.scheme and parsed.path:
-        return unquote(parsed.path)
-    return uri
 
 
 class Document:

@@ -478,7 +478,8 @@ def _related(
 
 
 # ---------------------------------------------------------------------------------------------- single line
-_OPENERS = ("{", "(", "[", ":", "=>", "->", " do", " then", "\\")
+# What ends a line that opens a block: the rest of the statement goes on the next lines.
+BLOCK_OPENERS = ("{", "(", "[", ":", "=>", "->", " do", " then", "\\")
 _CLOSERS = frozenset(")]}>;,'\"` \t")
 
 
@@ -513,7 +514,7 @@ def _single_line(doc: Document, offset: int, tree: Tree | None) -> bool:
     stripped = before.rstrip()
     if not stripped:
         return False
-    return not stripped.endswith(_OPENERS)
+    return not stripped.endswith(BLOCK_OPENERS)
 
 
 # ---------------------------------------------------------------------------------------------- public API

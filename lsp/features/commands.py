@@ -16,22 +16,27 @@ import logging
 from typing import Any
 
 from lsprotocol import types
+from lsprotocol.converters import get_converter
 from pygls.exceptions import JsonRpcInvalidParams, JsonRpcRequestCancelled
 
+from lsp.actions.delivery import (
+    Delivery,
+    client_answer,
+    explanation_markdown,
+    range_from,
+    range_json,
+    text_edit,
+)
+from lsp.actions.request import RUNNABLE, ActionRequest
 from lsp.compat import request_future
 from lsp.features.code_actions import (
     REVIEW_PROPOSAL,
     RUN_ACTION,
-    RUNNABLE,
     SHOW_EXPLANATION,
-    Delivery,
-    Request,
-    deliver,
+    delivered,
     perform,
-    range_from,
-    range_json,
+    request_for,
     tell,
-    text_edit,
 )
 from lsp.features.common import document
 from lsp.server import CodellamaServer
@@ -40,6 +45,7 @@ log = logging.getLogger(__name__)
 
 TOGGLE_COMPLETIONS = "codellama.toggleCompletions"
 APPLY = "Apply anyway"
+USER_ANSWER_SECONDS = 300.0
 
 
 def register(server: CodellamaServer) -> None:
@@ -51,13 +57,16 @@ def register(server: CodellamaServer) -> None:
         result = await perform(ls, request)
         if result is None:  # cancelled from the progress bar: the standard answer, which clients expect
             raise JsonRpcRequestCancelled("cancelled from the progress bar")
-        delivery = deliver(ls, request, result)
+        delivery = delivered(ls, result)
         answer = _answer(request, delivery, result.parses)
         if delivery.kind == "markdown":
             if arg.get("show", True):
                 await show_markdown(ls, delivery.title, delivery.text, delivery.uri, delivery.range)
         elif arg.get("apply"):
             answer["applied"] = await apply_delivery(ls, delivery)
+            if answer["applied"] is None:  # the editor did not answer: the edit is the client's to apply
+                answer["applied"] = False
+                answer["edit"] = get_converter().unstructure(delivery.edit)
         elif delivery.kind == "stale":
             tell(ls, delivery.reason, types.MessageType.Warning)
         return answer
@@ -77,7 +86,7 @@ def register(server: CodellamaServer) -> None:
         text, reason = str(arg.get("text", "")), str(arg.get("reason", ""))
         await show_markdown(ls, str(arg.get("title", "Proposal")), f"**{reason}**\n\n```\n{text}\n```")
         target = range_from(arg.get("range"))
-        return await _apply(ls, str(arg.get("uri")), _int(arg.get("version")), target, text, parses=False)
+        return await _apply(ls, str(arg.get("uri")), _int(arg.get("version")), target, text, parses=False) is True
 
     @server.command(TOGGLE_COMPLETIONS)
     def toggle_completions(ls: CodellamaServer, *args: Any) -> bool:
@@ -101,9 +110,9 @@ def follow_cancel_request(ls: CodellamaServer) -> None:
     request.add_done_callback(lambda f: loop.call_soon_threadsafe(task.cancel) if f.cancelled() else None)
 
 
-async def apply_delivery(ls: CodellamaServer, delivery: Delivery) -> bool:
+async def apply_delivery(ls: CodellamaServer, delivery: Delivery) -> bool | None:
     """Apply a code result through workspace/applyEdit; never a stale one, and a proposal that does not parse
-    only if the user says so."""
+    only if the user says so. None when the editor did not answer whether it applied the edit."""
     if delivery.kind == "stale":
         tell(ls, delivery.reason, types.MessageType.Warning)
         return False
@@ -114,23 +123,27 @@ async def apply_delivery(ls: CodellamaServer, delivery: Delivery) -> bool:
     return await _apply_edit(ls, delivery.edit)
 
 
-async def _apply(ls: CodellamaServer, uri: str, version: int, target: types.Range, text: str, *, parses: bool) -> bool:
+async def _apply(
+    ls: CodellamaServer, uri: str, version: int, target: types.Range, text: str, *, parses: bool
+) -> bool | None:
     if not parses:
-        choice = await ls.window_show_message_request_async(
-            types.ShowMessageRequestParams(
-                type=types.MessageType.Warning,
-                message="codellama: the proposed code would introduce syntax errors. Apply it anyway?",
-                actions=[types.MessageActionItem(APPLY), types.MessageActionItem("Cancel")],
-            )
+        question = types.ShowMessageRequestParams(
+            type=types.MessageType.Warning,
+            message="codellama: the proposed code would introduce syntax errors. Apply it anyway?",
+            actions=[types.MessageActionItem(APPLY), types.MessageActionItem("Cancel")],
+        )
+        # The user may take their time to read; one who never answers has said no.
+        choice = await client_answer(
+            ls.window_show_message_request_async(question), "the question", seconds=USER_ANSWER_SECONDS
         )
         if choice is None or choice.title != APPLY:
             return False
     return await _apply_edit(ls, text_edit(uri, version, target, text))
 
 
-async def _apply_edit(ls: CodellamaServer, edit: types.WorkspaceEdit) -> bool:
+async def _apply_edit(ls: CodellamaServer, edit: types.WorkspaceEdit) -> bool | None:
     """workspace/applyEdit, after checking the versions we know: the client would refuse a stale edit too,
-    but the user deserves to hear why."""
+    but the user deserves to hear why. None when the editor did not answer in time."""
     for change in edit.document_changes or []:
         if not isinstance(change, types.TextDocumentEdit) or change.text_document.version is None:
             continue
@@ -142,26 +155,29 @@ async def _apply_edit(ls: CodellamaServer, edit: types.WorkspaceEdit) -> bool:
     if not (workspace and workspace.apply_edit):
         tell(ls, "your editor does not let the server apply edits (workspace/applyEdit)", types.MessageType.Warning)
         return False
-    result = await ls.workspace_apply_edit_async(types.ApplyWorkspaceEditParams(edit=edit, label="CodeLlama"))
-    if result and not result.applied and result.failure_reason:
+    params = types.ApplyWorkspaceEditParams(edit=edit, label="CodeLlama")
+    result = await client_answer(ls.workspace_apply_edit_async(params), "workspace/applyEdit")
+    if result is None:
+        return None
+    if not result.applied and result.failure_reason:
         tell(ls, f"the edit was not applied: {result.failure_reason}", types.MessageType.Warning)
-    return bool(result and result.applied)
+    return bool(result.applied)
 
 
 # ---------------------------------------------------------------------------------------------- markdown
 async def show_markdown(
     ls: CodellamaServer, title: str, markdown: str, uri: str | None = None, where: types.Range | None = None
 ) -> None:
-    """Readable in any client: a markdown file shown with window/showDocument where supported, else a message."""
-    text = _explanation_markdown(title, markdown, uri, where)
+    """Readable in any client: a markdown file shown with window/showDocument where supported, else (or when
+    the editor does not answer) a message."""
+    text = explanation_markdown(title, markdown, uri, where)
     window = ls.client_capabilities.window
     if window and window.show_document and window.show_document.support:
         path = ls.scratch.write(title, text)
         if path is not None:
+            params = types.ShowDocumentParams(uri=path.as_uri(), take_focus=False, external=False)
             try:
-                result = await ls.window_show_document_async(
-                    types.ShowDocumentParams(uri=path.as_uri(), take_focus=False, external=False)
-                )
+                result = await client_answer(ls.window_show_document_async(params), "window/showDocument")
             except Exception as error:  # the message below still reaches the user
                 log.warning("window/showDocument failed: %s", error)
                 result = None
@@ -170,28 +186,12 @@ async def show_markdown(
     ls.window_show_message(types.ShowMessageParams(type=types.MessageType.Info, message=text))
 
 
-def _explanation_markdown(title: str, markdown: str, uri: str | None, where: types.Range | None) -> str:
-    """A heading, where it came from, the text (as our editor plugins render it)."""
-    lines = [f"# {title}", ""]
-    if uri:
-        name = uri.rstrip("/").rsplit("/", 1)[-1]
-        if where is not None:
-            # A range that ends at the start of a line does not include that line.
-            ends_at_line_start = where.end.character == 0 and where.end.line > where.start.line
-            last = where.end.line if ends_at_line_start else where.end.line + 1
-            span = f"lines {where.start.line + 1}–{last}" if last > where.start.line + 1 else f"line {last}"
-            name = f"{name}, {span}"
-        lines += [f"*{name}*", ""]
-    lines += [markdown.rstrip(), ""]
-    return "\n".join(lines)
-
-
 # ---------------------------------------------------------------------------------------------- arguments
 def _argument(args: tuple[Any, ...]) -> dict[str, Any]:
     return args[0] if args and isinstance(args[0], dict) else {}
 
 
-def _request(ls: CodellamaServer, arg: dict[str, Any]) -> Request:
+def _request(ls: CodellamaServer, arg: dict[str, Any]) -> ActionRequest:
     action = arg.get("action")
     if action not in RUNNABLE:
         raise JsonRpcInvalidParams(f"unknown action {action!r}; one of {', '.join(RUNNABLE)}")
@@ -200,7 +200,8 @@ def _request(ls: CodellamaServer, arg: dict[str, Any]) -> Request:
         raise JsonRpcInvalidParams("ask needs the question as `instruction`")
     diagnostics = [_diagnostic_text(d) for d in arg.get("diagnostics") or [] if d]
     doc = document(ls, str(arg.get("uri")))
-    return Request(action, doc, range_from(arg.get("range")), instruction=instruction, diagnostics=diagnostics)
+    target = range_from(arg.get("range"))
+    return request_for(ls, action, doc, target, instruction=instruction, diagnostics=diagnostics)
 
 
 def _diagnostic_text(value: Any) -> str:
@@ -212,7 +213,7 @@ def _diagnostic_text(value: Any) -> str:
     return f"{message} ({origin})" if origin else message
 
 
-def _answer(request: Request, delivery: Delivery, parses: bool | None) -> dict[str, Any]:
+def _answer(request: ActionRequest, delivery: Delivery, parses: bool | None) -> dict[str, Any]:
     answer: dict[str, Any] = {
         "action": request.action,
         "kind": "markdown" if delivery.kind == "markdown" else "code",

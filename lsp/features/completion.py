@@ -10,8 +10,8 @@ from lsp.completion.pipeline import complete
 from lsp.context.documents import Document
 from lsp.errors import CodellamaError
 from lsp.features.common import document, offset, to_range
+from lsp.prompt.templates import code_block
 from lsp.server import CodellamaServer
-from lsp.templates import code_block
 
 CATCH_UP_TURNS = 2000  # turns of the event loop a completion waits for a pending re-parse (slices of ~4 ms)
 

@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 from lsprotocol import types
 
+from lsp.actions.delivery import client_answer
 from lsp.features.streaming import partial_answers
 from lsp.server import CodellamaServer
 
@@ -37,10 +38,7 @@ async def with_progress(
     if not (window and window.work_done_progress):
         return await work(lambda n, text: None)
     token = f"codellama-{uuid.uuid4().hex[:12]}"
-    try:
-        await ls.work_done_progress.create_async(token)
-    except Exception as error:  # a client that refuses the token still gets its answer
-        log.debug("no progress bar: %s", error)
+    if not await client_answer(_created(ls, token), "window/workDoneProgress/create"):
         return await work(lambda n, text: None)
     ls.work_done_progress.begin(
         token, types.WorkDoneProgressBegin(title=title, cancellable=True, message="waiting for the model")
@@ -88,6 +86,15 @@ async def with_progress(
             partials.finish(outcome.split(":")[0])
         ls.work_done_progress.end(token, types.WorkDoneProgressEnd(message=outcome))
         ls.work_done_progress.tokens.pop(token, None)
+
+
+async def _created(ls: CodellamaServer, token: str) -> bool:
+    try:
+        await ls.work_done_progress.create_async(token)
+    except Exception as error:  # a client that refuses the token still gets its answer, without the bar
+        log.debug("no progress bar: %s", error)
+        return False
+    return True
 
 
 def _cancelling() -> bool:

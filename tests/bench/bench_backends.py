@@ -36,8 +36,8 @@ sys.path.insert(0, str(ROOT))
 
 from lsp.backends.base import Backend, GenerationRequest  # noqa: E402
 from lsp.backends.local import LocalBackend, default_model_path, default_threads  # noqa: E402
-from lsp.chat_format import Message  # noqa: E402
 from lsp.config import Settings  # noqa: E402
+from lsp.prompt.chat_format import Message  # noqa: E402
 
 SYSTEM = "You are an expert software engineer. Reply with exactly one fenced code block."
 COMPLETE = GenerationRequest(

@@ -19,9 +19,9 @@ sys.path.insert(0, str(ROOT))
 
 from lsp.context.documents import Document  # noqa: E402
 from lsp.context.extract import context_at  # noqa: E402
-from lsp.prompting import Budget, build_prompt  # noqa: E402
-from lsp.templates import PromptStore  # noqa: E402
-from lsp.tokens import ByteBoundCounter, TokenCounter, load_counter  # noqa: E402
+from lsp.prompt.budget import Budget, build_prompt  # noqa: E402
+from lsp.prompt.templates import PromptStore  # noqa: E402
+from lsp.prompt.tokens import ByteBoundCounter, TokenCounter, load_counter  # noqa: E402
 from tests.support.llama_vocab import tokenizer_json_path  # noqa: E402
 
 

@@ -15,7 +15,7 @@ import pytest
 import pytest_lsp
 from lsprotocol import types
 from pygls.exceptions import JsonRpcException
-from pytest_lsp import ClientServerConfig, LanguageClient
+from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
 
 from tests.conftest import TGI, clean_env, server_command
 from tests.e2e.helpers import edit_doc, open_doc, wait_for
@@ -30,6 +30,9 @@ SOURCE = """def mean(values):
 
 def spread(values):
     return max(values) - min(values)
+
+
+LABEL = "naïve 🚀 试验, café"  # non-ASCII text: its columns differ in UTF-8, UTF-16 and UTF-32
 """
 MEAN = types.Range(types.Position(0, 0), types.Position(4, 30))  # the whole of mean()
 IN_MEAN = types.Range(types.Position(2, 8), types.Position(2, 8))
@@ -64,9 +67,11 @@ async def initialize_editor(
     *,
     show_document: bool = True,
     resolve: bool = True,
+    recorded: str = "neovim",
 ) -> None:
-    """A client with what our features use: progress, showDocument, resolve, versioned edits that may create
-    files, workspace/applyEdit, and a user who answers questions."""
+    """A real client's recorded capabilities (`recorded`: "neovim", "visual-studio-code", "emacs"), with
+    what our features use switched on where that client lacks it: progress, showDocument, resolve, versioned
+    edits that may create files, workspace/applyEdit; and a user who answers questions."""
 
     @client.feature(types.WORKSPACE_APPLY_EDIT)
     def apply_edit(params: types.ApplyWorkspaceEditParams) -> types.ApplyWorkspaceEditResult:
@@ -78,37 +83,44 @@ async def initialize_editor(
         editor.questions.append(params)
         return types.MessageActionItem(editor.answer) if editor.answer else None
 
+    capabilities = client_capabilities(recorded)
+    shown = capabilities.window.show_message if capabilities.window else None
+    capabilities.window = types.WindowClientCapabilities(
+        work_done_progress=True,
+        show_document=types.ShowDocumentClientCapabilities(support=show_document),
+        show_message=shown,
+    )
+    workspace = capabilities.workspace or types.WorkspaceClientCapabilities()
+    workspace.apply_edit = True
+    workspace.workspace_edit = types.WorkspaceEditClientCapabilities(
+        document_changes=True, resource_operations=[types.ResourceOperationKind.Create]
+    )
+    capabilities.workspace = workspace
+    text_document = capabilities.text_document or types.TextDocumentClientCapabilities()
+    recorded_actions = text_document.code_action
+    text_document.code_action = types.CodeActionClientCapabilities(
+        resolve_support=types.ClientCodeActionResolveOptions(properties=["edit", "command"]) if resolve else None,
+        data_support=True,
+        code_action_literal_support=recorded_actions.code_action_literal_support if recorded_actions else None,
+    )
+    capabilities.text_document = text_document
     await client.initialize_session(
         types.InitializeParams(
-            capabilities=types.ClientCapabilities(
-                window=types.WindowClientCapabilities(
-                    work_done_progress=True,
-                    show_document=types.ShowDocumentClientCapabilities(support=show_document),
-                ),
-                workspace=types.WorkspaceClientCapabilities(
-                    apply_edit=True,
-                    workspace_edit=types.WorkspaceEditClientCapabilities(
-                        document_changes=True, resource_operations=[types.ResourceOperationKind.Create]
-                    ),
-                ),
-                text_document=types.TextDocumentClientCapabilities(
-                    code_action=types.CodeActionClientCapabilities(
-                        resolve_support=types.ClientCodeActionResolveOptions(properties=["edit", "command"])
-                        if resolve
-                        else None,
-                        data_support=True,
-                    ),
-                ),
-            ),
+            capabilities=capabilities,
             initialization_options={"codellama": settings},
             root_uri=editor.root.as_uri(),
         )
     )
 
 
-@pytest_lsp.fixture(config=ClientServerConfig(server_command=server_command(), server_env=clean_env()))
-async def client(lsp_client: LanguageClient, tgi: TGI, editor: Editor):
-    await initialize_editor(lsp_client, editor, {"endpoint": tgi.url})
+CLIENTS = ["neovim", "visual-studio-code", "emacs"]
+
+
+@pytest_lsp.fixture(
+    params=CLIENTS, config=ClientServerConfig(server_command=server_command(), server_env=clean_env())
+)
+async def client(lsp_client: LanguageClient, tgi: TGI, editor: Editor, request: pytest.FixtureRequest):
+    await initialize_editor(lsp_client, editor, {"endpoint": tgi.url}, recorded=request.param)
     yield
     await lsp_client.shutdown_session()
 
@@ -454,9 +466,11 @@ async def test_cancel_request_closes_the_model_stream(client: LanguageClient, tg
 
 
 # ---------------------------------------------------------------------------------------------- no resolve
-@pytest_lsp.fixture(config=ClientServerConfig(server_command=server_command(), server_env=clean_env()))
-async def plain_client(lsp_client: LanguageClient, tgi: TGI, editor: Editor):
-    await initialize_editor(lsp_client, editor, {"endpoint": tgi.url}, resolve=False)
+@pytest_lsp.fixture(
+    params=CLIENTS, config=ClientServerConfig(server_command=server_command(), server_env=clean_env())
+)
+async def plain_client(lsp_client: LanguageClient, tgi: TGI, editor: Editor, request: pytest.FixtureRequest):
+    await initialize_editor(lsp_client, editor, {"endpoint": tgi.url}, resolve=False, recorded=request.param)
     yield
     await lsp_client.shutdown_session()
 

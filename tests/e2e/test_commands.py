@@ -15,7 +15,7 @@ from pytest_lsp import ClientServerConfig, LanguageClient
 
 from tests.conftest import TGI, clean_env, server_command
 from tests.e2e.helpers import edit_doc, open_doc, wait_for
-from tests.e2e.test_code_actions import IN_MEAN, MEAN, SLOW, SOURCE, Editor, initialize_editor, single_edit
+from tests.e2e.test_code_actions import CLIENTS, IN_MEAN, MEAN, SLOW, SOURCE, Editor, initialize_editor, single_edit
 
 RUN = "codellama.run"
 CONFIG = ClientServerConfig(server_command=server_command(), server_env=clean_env())
@@ -28,17 +28,17 @@ def editor(tmp_path: Path) -> Editor:
     return Editor(root)
 
 
-@pytest_lsp.fixture(config=CONFIG)
-async def client(lsp_client: LanguageClient, tgi: TGI, editor: Editor):
-    await initialize_editor(lsp_client, editor, {"endpoint": tgi.url})
+@pytest_lsp.fixture(params=CLIENTS, config=CONFIG)
+async def client(lsp_client: LanguageClient, tgi: TGI, editor: Editor, request: pytest.FixtureRequest):
+    await initialize_editor(lsp_client, editor, {"endpoint": tgi.url}, recorded=request.param)
     yield
     await lsp_client.shutdown_session()
 
 
-@pytest_lsp.fixture(config=CONFIG)
-async def plain_client(lsp_client: LanguageClient, tgi: TGI, editor: Editor):
+@pytest_lsp.fixture(params=CLIENTS, config=CONFIG)
+async def plain_client(lsp_client: LanguageClient, tgi: TGI, editor: Editor, request: pytest.FixtureRequest):
     """A client without window/showDocument."""
-    await initialize_editor(lsp_client, editor, {"endpoint": tgi.url}, show_document=False)
+    await initialize_editor(lsp_client, editor, {"endpoint": tgi.url}, show_document=False, recorded=request.param)
     yield
     await lsp_client.shutdown_session()
 

@@ -23,9 +23,9 @@ pytest.importorskip("llama_cpp")
 
 from lsp.backends.base import GenerationRequest
 from lsp.backends.local import LocalBackend, default_model_path
-from lsp.chat_format import Message
 from lsp.config import Settings
 from lsp.errors import BackendRejected, BackendUnavailable, ConfigError
+from lsp.prompt.chat_format import Message
 from tests.conftest import clean_env, server_command
 from tests.e2e.helpers import initialize, open_doc
 
@@ -173,7 +173,7 @@ def test_nothing_reaches_stdout_while_loading_and_generating(tmp_path: Path) -> 
         "import asyncio\n"
         "from lsp.backends.base import GenerationRequest\n"
         "from lsp.backends.local import LocalBackend\n"
-        "from lsp.chat_format import Message\n"
+        "from lsp.prompt.chat_format import Message\n"
         "from lsp.config import Settings\n"
         "async def main() -> None:\n"
         "    backend = LocalBackend(Settings())\n"

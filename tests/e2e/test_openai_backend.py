@@ -25,9 +25,9 @@ pytest.importorskip("llama_cpp.server.app")  # llama-cpp-python[server]: fastapi
 from lsp.backends.base import GenerationRequest
 from lsp.backends.local import default_model_path, default_threads
 from lsp.backends.openai import OpenAIBackend
-from lsp.chat_format import Message
 from lsp.config import Settings
 from lsp.errors import BackendAuthError, BackendRejected
+from lsp.prompt.chat_format import Message
 from tests.conftest import clean_env, server_command
 from tests.e2e.helpers import initialize, open_doc
 

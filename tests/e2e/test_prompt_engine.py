@@ -8,15 +8,20 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import pytest_lsp
 from lsprotocol import types
-from pytest_lsp import ClientServerConfig, LanguageClient
+from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
 
 from tests.conftest import ROOT, TGI, clean_env, server_command
-from tests.e2e.helpers import initialize, open_doc
+from tests.e2e.helpers import open_doc
 
 URI = "file:///tmp/project/long.py"
-SOURCE = "".join(f"def f{i}(x):\n    return x + {i}\n\n" for i in range(300)) + "def g(y):\n    return \n"
+# Non-ASCII on every line but the cursor's (the cursor's column is then the same in every encoding).
+SOURCE = (
+    "".join(f"def f{i}(x):  # café ☕ 平均\n    return x + {i}  # 🎯\n\n" for i in range(300))
+    + "def g(y):\n    return \n"
+)
 CURSOR = types.Position(line=901, character=11)
 TOO_LONG = {
     "status": 422,
@@ -30,9 +35,18 @@ TOO_LONG = {
 }
 
 
-@pytest_lsp.fixture(config=ClientServerConfig(server_command=server_command(), server_env=clean_env()))
-async def client(lsp_client: LanguageClient, tgi: TGI):
-    await initialize(lsp_client, {"endpoint": tgi.url})
+@pytest_lsp.fixture(
+    params=["neovim", "visual-studio-code", "emacs"],
+    config=ClientServerConfig(server_command=server_command(), server_env=clean_env()),
+)
+async def client(lsp_client: LanguageClient, tgi: TGI, request: pytest.FixtureRequest):
+    await lsp_client.initialize_session(
+        types.InitializeParams(
+            capabilities=client_capabilities(request.param),
+            initialization_options={"codellama": {"endpoint": tgi.url}},
+            root_uri="file:///tmp/project",
+        )
+    )
     yield
     await lsp_client.shutdown_session()
 

@@ -287,6 +287,13 @@ def _check_ids(tok: Tokenizer) -> None:
 
 
 def tokenizer_json_path() -> Path:
+    """The faithful tokenizer's tokenizer.json, built into the cache first when it is not there yet: a
+    test that reads the file must not rely on another test having built it."""
+    faithful_tokenizer()
+    return _tokenizer_file()
+
+
+def _tokenizer_file() -> Path:
     return _extracted_dir() / TOKENIZER_JSON
 
 
@@ -296,7 +303,7 @@ def faithful_tokenizer() -> Tokenizer:
 
     `encode(text).ids` never adds BOS; the ids TGI uses for `inputs=text` are `[1] + encode(text).ids`.
     """
-    path = tokenizer_json_path()
+    path = _tokenizer_file()
     if path.is_file():
         tok = Tokenizer.from_file(str(path))
         _check_ids(tok)

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lsp.chat_format import (
+from lsp.prompt.chat_format import (
     ConversationError,
     Message,
     escape,

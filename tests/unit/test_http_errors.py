@@ -36,7 +36,6 @@ from lsp.backends.http import (
 )
 from lsp.backends.sse import OversizedEvent, TokenSilence, sse_lines, token_silence
 from lsp.backends.tgi import TGIBackend
-from lsp.chat_format import Message
 from lsp.config import Settings, parse_settings
 from lsp.errors import (
     BackendAuthError,
@@ -51,6 +50,7 @@ from lsp.errors import (
 )
 from lsp.log import register_secret
 from lsp.notices import Notices
+from lsp.prompt.chat_format import Message
 
 URL = "http://tgi.example:8080"
 

@@ -9,13 +9,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tokenizers import Tokenizer
 
-from lsp.chat_format import STEP
 from lsp.context.documents import Document
 from lsp.context.extract import context_at
 from lsp.errors import PromptError
-from lsp.prompting import Budget, build_prompt
-from lsp.templates import PromptStore
-from lsp.tokens import ByteBoundCounter, CalibratedCounter, TokenCounter, TokenizersCounter, load_counter
+from lsp.prompt.budget import Budget, build_prompt
+from lsp.prompt.chat_format import STEP
+from lsp.prompt.templates import PromptStore
+from lsp.prompt.tokens import ByteBoundCounter, CalibratedCounter, TokenCounter, TokenizersCounter, load_counter
 from tests.support.llama_vocab import tokenizer_json_path
 
 STEP_ID = 32015
@@ -139,6 +139,6 @@ def test_a_broken_template_is_rejected_at_start(tmp_path: Path) -> None:
 
 
 def _sample() -> dict[str, object]:
-    from lsp.templates import sample_variables
+    from lsp.prompt.templates import sample_variables
 
     return sample_variables()

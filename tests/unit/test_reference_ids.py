@@ -21,7 +21,7 @@ _ROOT = Path(__file__).resolve().parents[2]
 if str(_ROOT) not in sys.path:
     sys.path.insert(0, str(_ROOT))
 
-from lsp.chat_format import Message, Role, escape, normalize, render_codellama70b  # noqa: E402
+from lsp.prompt.chat_format import Message, Role, escape, normalize, render_codellama70b  # noqa: E402
 from tests.support.llama_vocab import (  # noqa: E402
     BOS_ID,
     EOS_ID,

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from tokenizers import Tokenizer
 
-from lsp.tokens import ByteBoundCounter, CalibratedCounter, TokenizersCounter, load_counter
+from lsp.prompt.tokens import ByteBoundCounter, CalibratedCounter, TokenizersCounter, load_counter
 from tests.support.llama_vocab import tokenizer_json_path
 
 

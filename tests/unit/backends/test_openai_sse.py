@@ -15,7 +15,6 @@ import pytest
 
 from lsp.backends.base import GenerationRequest
 from lsp.backends.openai import OpenAIBackend, api_roots
-from lsp.chat_format import Message
 from lsp.config import Settings
 from lsp.errors import (
     BackendAuthError,
@@ -24,6 +23,7 @@ from lsp.errors import (
     BadResponse,
     GenerationFailed,
 )
+from lsp.prompt.chat_format import Message
 
 ENDPOINT = "http://model.test:8000"
 REQUEST = GenerationRequest(

@@ -12,8 +12,8 @@ import pytest
 from lsp.backends import http
 from lsp.backends.base import GenerationRequest
 from lsp.backends.tgi import TGIBackend
-from lsp.chat_format import Message
 from lsp.config import resolve
+from lsp.prompt.chat_format import Message
 from tests.conftest import TGI
 
 REQUEST = GenerationRequest(messages=[Message("user", "def f():")], max_new_tokens=64)

@@ -12,7 +12,11 @@ log = logging.getLogger(__name__)
 
 class TokenCounter(Protocol):
     exact: bool
-    description: str
+
+    @property
+    def description(self) -> str:
+        """How tokens are counted, for the user (the CLI's `prompt` prints it)."""
+        ...
 
     def count(self, text: str) -> int:
         """Tokens of `text` encoded on its own, without BOS."""
@@ -32,7 +36,7 @@ class ByteBoundCounter:
 
 
 class TokenizersCounter:
-    """A `tokenizers` tokenizer (tokenizer.json) or a transformers tokenizer from a local path."""
+    """A `tokenizers` tokenizer (tokenizer.json)."""
 
     exact = True
 
@@ -56,38 +60,35 @@ class TokenizersCounter:
         return n
 
 
+class TokenizerNotFound(ValueError):
+    """The `tokenizer` setting names no tokenizer.json."""
+
+
 def load_counter(spec: str | None) -> TokenCounter:
-    """`spec`: a tokenizer.json file, a folder holding one, or a transformers tokenizer folder/hub id
-    (hub ids load only from the local cache unless the user allowed downloads). Falls back to the bound."""
+    """`spec`: a tokenizer.json file, or a folder holding one. Falls back to the bound (logged) when it cannot
+    be loaded: a broken tokenizer must not take the server down."""
     if not spec:
         return CalibratedCounter()
     try:
-        return _load(spec)
-    except Exception as error:  # a broken tokenizer must not take the server down
+        return load_tokenizer(spec)
+    except Exception as error:
         log.warning("cannot load tokenizer %r (%s); counting with a safe estimate", spec, error)
         return ByteBoundCounter()
 
 
-def _load(spec: str) -> TokenCounter:
+def load_tokenizer(spec: str) -> TokenizersCounter:
+    """The exact counter of a tokenizer.json (or a folder holding one); TokenizerNotFound when there is none.
+    Nothing is downloaded: a hub id is not a path."""
     path = Path(spec).expanduser()
     file = path if path.is_file() else path / "tokenizer.json"
-    if file.is_file():
-        from tokenizers import Tokenizer
+    if not file.is_file():
+        raise TokenizerNotFound(f"no tokenizer.json at {spec} (give the file, or the folder that holds it)")
+    from tokenizers import Tokenizer
 
-        tokenizer = Tokenizer.from_file(str(file))
-        return TokenizersCounter(
-            lambda text: len(tokenizer.encode(text, add_special_tokens=False).ids), f"tokenizers: {file}"
-        )
-    from transformers import AutoTokenizer
-
-    auto = AutoTokenizer.from_pretrained(spec, local_files_only=not path.exists() and _offline())  # type: ignore[no-untyped-call]
-    return TokenizersCounter(lambda text: len(auto.encode(text, add_special_tokens=False)), f"transformers: {spec}")
-
-
-def _offline() -> bool:
-    import os
-
-    return os.environ.get("HF_HUB_OFFLINE", "1") != "0"
+    tokenizer = Tokenizer.from_file(str(file))
+    return TokenizersCounter(
+        lambda text: len(tokenizer.encode(text, add_special_tokens=False).ids), f"tokenizers: {file}"
+    )
 
 
 class CalibratedCounter:
@@ -101,7 +102,12 @@ class CalibratedCounter:
 
     def __init__(self) -> None:
         self._ratios: list[float] = []
-        self.description = "estimate (UTF-8 bytes + 1, calibrated by the server's /tokenize)"
+
+    @property
+    def description(self) -> str:
+        if not self._ratios:
+            return "estimate (UTF-8 bytes + 1, an upper bound; not calibrated yet)"
+        return f"estimate (UTF-8 bytes + 1, calibrated by {len(self._ratios)} counts of the model server's tokenizer)"
 
     @property
     def ratio(self) -> float:

@@ -16,8 +16,8 @@ from typing import Any, Literal
 
 import jinja2
 
-from lsp.chat_format import Message, escape
 from lsp.errors import PromptError
+from lsp.prompt.chat_format import MAX_EXTRA_STOPS, MAX_STOP_SEQUENCES, Message, escape
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -82,7 +82,7 @@ class ActionSpec:
 
 def builtin_prompts_dir() -> Path:
     """`prompts/` of a checkout, else the copy packed into the wheel as `lsp/prompts`."""
-    checkout = Path(__file__).resolve().parent.parent / "prompts"
+    checkout = Path(__file__).resolve().parents[2] / "prompts"
     if (checkout / "prompts.toml").is_file():
         return checkout
     return Path(str(resources.files("lsp") / "prompts"))
@@ -146,8 +146,11 @@ def _spec(name: Action, meta: Mapping[str, Any], path: Path) -> ActionSpec:
         raise PromptError(f"{path}: no [actions.{name}] entry")
     try:
         stop = tuple(str(s) for s in entry.get("stop", []))
-        if len(stop) > 3:
-            raise PromptError(f"{path}: [actions.{name}] has more than 3 stop sequences (TGI allows 4 with <step>)")
+        if len(stop) > MAX_EXTRA_STOPS:
+            raise PromptError(
+                f"{path}: [actions.{name}] has more than {MAX_EXTRA_STOPS} stop sequences "
+                f"(servers allow {MAX_STOP_SEQUENCES} with <step>)"
+            )
         reply = entry.get("reply", "code")
         if reply not in ("code", "markdown"):
             raise PromptError(f"{path}: [actions.{name}] reply must be 'code' or 'markdown'")

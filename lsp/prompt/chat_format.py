@@ -16,6 +16,10 @@ Role = Literal["system", "user", "assistant"]
 FormatName = Literal["codellama-70b", "messages"]
 
 STEP = "<step>"
+# Stop sequences a request may carry: TGI's default --max-stop-sequences, and OpenAI's limit. <step> (or
+# the chat template's own end) is always one of them, so a prompt or the settings add at most the rest.
+MAX_STOP_SEQUENCES = 4
+MAX_EXTRA_STOPS = MAX_STOP_SEQUENCES - 1
 BOS = "<s>"
 EOS = "</s>"
 ASSISTANT_PROMPT = "Source: assistant\nDestination: user\n\n "
@@ -100,7 +104,3 @@ def render_codellama70b(messages: Sequence[Message]) -> str:
 def render_messages(messages: Sequence[Message]) -> list[dict[str, str]]:
     """The role/content list for servers that apply the chat template themselves."""
     return [{"role": m.role, "content": m.content} for m in normalize(messages)]
-
-
-def count_turn_breaks(text: str) -> int:
-    return text.count(STEP)

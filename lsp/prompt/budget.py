@@ -13,11 +13,11 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from lsp.chat_format import Message, escape, render_codellama70b
 from lsp.context.extract import CodeContext
 from lsp.errors import PromptError
-from lsp.templates import Action, ActionSpec, PromptStore
-from lsp.tokens import TokenCounter
+from lsp.prompt.chat_format import Message, escape, render_codellama70b
+from lsp.prompt.templates import Action, ActionSpec, PromptStore
+from lsp.prompt.tokens import TokenCounter
 
 # Share of the free budget the nearest code may take before other context gets a turn.
 NEAR_PREFIX_SHARE = 0.45

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from lsp.actions.test_targets import Placement, appended, has_tests_module, language_of, place_tests, rust_insertion
 from lsp.context.documents import Document
-from lsp.test_files import Placement, appended, has_tests_module, language_of, place_tests, rust_insertion
 
 ROOT = "/w"
 

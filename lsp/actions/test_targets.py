@@ -19,21 +19,14 @@ from dataclasses import dataclass
 from tree_sitter import Node
 
 from lsp.context.documents import Document
+from lsp.context.languages import spec_for
 
 __all__ = ["Placement", "appended", "has_tests_module", "language_of", "place_tests", "rust_insertion"]
 
 Exists = Callable[[str], bool]
 
-# Our language names (lsp/context/languages.py) by extension, for sources without a known languageId.
-_BY_EXTENSION = {
-    ".py": "python", ".pyi": "python", ".pyw": "python",
-    ".js": "javascript", ".jsx": "javascript", ".mjs": "javascript", ".cjs": "javascript",
-    ".ts": "typescript", ".mts": "typescript", ".cts": "typescript", ".tsx": "tsx",
-    ".go": "go", ".rs": "rust", ".java": "java", ".kt": "kotlin", ".kts": "kotlin",
-    ".c": "c", ".h": "c",
-    ".cpp": "cpp", ".cc": "cpp", ".cxx": "cpp", ".c++": "cpp", ".hpp": "cpp", ".hh": "cpp", ".hxx": "cpp",
-    ".lua": "lua", ".sh": "bash", ".bash": "bash", ".zsh": "bash", ".rb": "ruby",
-}
+# Languages with test conventions here but no grammar in lsp/context/languages.py (which has the others).
+_WITHOUT_GRAMMAR = {".kt": "kotlin", ".kts": "kotlin"}
 # Test sources of headers are compiled: a header's tests get the implementation extension.
 _HEADER_TO_SOURCE = {".h": ".c", ".hpp": ".cpp", ".hh": ".cc", ".hxx": ".cxx"}
 _TEST_DIRS = ("tests", "test")
@@ -54,7 +47,9 @@ def language_of(path: str, language: str | None = None) -> str | None:
     """Our language name for a file: the given one (from the document), else from the extension."""
     if language:
         return language
-    return _BY_EXTENSION.get(posixpath.splitext(path)[1].lower())
+    spec = spec_for(None, path)
+    ext = posixpath.splitext(path)[1].lower()
+    return spec.name if spec is not None else _WITHOUT_GRAMMAR.get(ext)
 
 
 def place_tests(
