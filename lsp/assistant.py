@@ -232,8 +232,9 @@ class Assistant:
             await ready()
             started = time.perf_counter()  # the model call's time starts when the request leaves
 
-        # `ready` is the backend's to await: it connects and makes the request's bytes meanwhile
-        stream: AsyncIterator[str] = self.backend.stream(request, ready=sent_when_ready if ready else None)
+        if ready is not None:
+            await sent_when_ready()
+        stream: AsyncIterator[str] = self.backend.stream(request)
         # One record per model call, whatever its outcome: request id, action, sizes and timing.
         call = {"request": request.request_id, "backend": self.backend.name, "action": prompt.action}
         try:

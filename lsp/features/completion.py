@@ -150,14 +150,12 @@ async def _complete(
         ls.succeeded()
         return text
 
-    # the backend gets ready (a connection, a model) while the debounce runs
     text = await flow.complete(
         uri,
         snapshot.text[:at],
         snapshot.text[at:],
         generate,
         debounce=model_at - lead - loop.time(),
-        on_debounce=assistant.backend.warm,
     )
     return snapshot, text
 

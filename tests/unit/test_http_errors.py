@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import email.utils
 import json
+import os
 import random
 import re
 import socket
@@ -24,17 +25,9 @@ from hypothesis import strategies as st
 
 from lsp.backends import http
 from lsp.backends.base import GenerationRequest
-from lsp.backends.http import (
-    MAX_RETRY_AFTER,
-    backoff_delay,
-    display_url,
-    event_error,
-    make_client,
-    status_error,
-    transport_error,
-    with_retries,
-)
-from lsp.backends.sse import OversizedEvent, TokenSilence, sse_lines, token_silence
+from lsp.backends.http import MAX_RETRY_AFTER, backoff_delay, make_client, with_retries
+from lsp.backends.http_errors import display_url, event_error, status_error, transport_error
+from lsp.backends.sse import OversizedEvent, TokenSilence, read_events, sse_lines
 from lsp.backends.tgi import TGIBackend
 from lsp.chat_format import Message
 from lsp.config import Settings, parse_settings
@@ -300,10 +293,7 @@ def test_unusable_proxy_is_a_config_error(proxy: str) -> None:
 
 
 def test_tls_verification_is_on_by_default() -> None:
-    assert Settings().verify_tls is True
-    client = make_client(settings(), "https://tgi.example")
-    pool = client._transport._pool  # type: ignore[attr-defined]
-    assert pool._ssl_context.verify_mode == ssl.CERT_REQUIRED
+    assert Settings().verify_tls is True  # what it does: tests/e2e/test_operations.py, a real TLS server
 
 
 # -- SSE lines ---------------------------------------------------------------------------------------
@@ -342,18 +332,33 @@ async def test_sse_lines_refuse_an_endless_line() -> None:
     assert len(await _collect(sse_lines(_chunks(b"data: x\n" * 1000), max_line_bytes=150))) == 1000
 
 
-async def test_token_silence() -> None:
-    async def keepalive_only() -> AsyncIterator[str]:
-        yield "first"
-        await asyncio.sleep(10)
-        yield "never"
+async def test_read_events_bounds_the_silence_between_events() -> None:
+    async def keepalive_only() -> AsyncIterator[bytes]:
+        yield b"data: first\n\n"
+        for _ in range(1000):  # keep-alive comments reset httpx's read timeout, not this one
+            await asyncio.sleep(0.01)
+            yield b":\n\n"
+        yield b"data: never\n\n"
 
+    response = httpx.Response(200, content=keepalive_only())
     got: list[str] = []
-    started = time.monotonic()
     with pytest.raises(TokenSilence):
-        async for event in token_silence(keepalive_only(), 0.2):
-            got.append(event)
-    assert got == ["first"] and time.monotonic() - started < 2
+        async for data in read_events(response, 0.2):
+            got.append(data)
+    assert got == ["first"]
+    assert response.is_closed
+
+
+async def test_read_events_bounds_a_line() -> None:
+    async def endless() -> AsyncIterator[bytes]:
+        yield b"data: "
+        while True:
+            yield b"x" * 4096
+
+    response = httpx.Response(200, content=endless())
+    with pytest.raises(OversizedEvent):
+        async for _ in read_events(response, 5.0, max_line_bytes=64 * 1024):
+            pass
 
 
 # -- the TGI stream over a mock transport ------------------------------------------------------------
@@ -392,10 +397,8 @@ async def test_keepalives_do_not_hold_a_stream_forever() -> None:
             await asyncio.sleep(0.01)
             yield b":\n\n"
 
-    started = time.monotonic()
     with pytest.raises(BackendTimeout, match=r"no token for 0\.3 s"):
         await _text(backend(body, requestTimeout=0.3))
-    assert time.monotonic() - started < 1.5
 
 
 async def test_oversized_event_is_a_bad_response() -> None:
@@ -477,10 +480,12 @@ def test_new_settings_make_the_next_failure_news() -> None:
 
 async def test_cancelling_streams_at_any_moment_leaves_no_connection_behind(tgi: Any) -> None:
     """Completions are cancelled while connecting, while waiting for headers, while streaming, and
-    sometimes twice (the user typed on): the pool must end with no connection busy or half made, and the
-    model server must see every stream closed (found by tests/bench/soak.py)."""
+    sometimes twice (the user typed on): no socket may be left open but the one idle connection the pool
+    keeps, and the model server must see every stream closed (found by tests/bench/soak.py)."""
     tgi.script(default={"text": "```python\n" + "value = value + 1\n" * 12 + "```", "chunk_delay": 0.005})
     b = TGIBackend(settings(endpoint=tgi.url, requestTimeout=5))
+    port = int(tgi.url.rsplit(":", 1)[1])
+    before = len(sockets_to(port))  # the test's own control connection
     rng = random.Random(3)
 
     async def consume() -> None:
@@ -489,49 +494,45 @@ async def test_cancelling_streams_at_any_moment_leaves_no_connection_behind(tgi:
             async for _ in stream:
                 pass
 
-    for _ in range(150):
-        task = asyncio.ensure_future(consume())
-        for _ in range(rng.randint(0, 12)):
-            await asyncio.sleep(0)
-        await asyncio.sleep(rng.choice([0, 0, 0.001, 0.004, 0.02]))
-        task.cancel()
-        if rng.random() < 0.5:
-            for _ in range(rng.randint(0, 3)):
+    try:
+        for _ in range(150):
+            task = asyncio.ensure_future(consume())
+            for _ in range(rng.randint(0, 12)):
                 await asyncio.sleep(0)
+            await asyncio.sleep(rng.choice([0, 0, 0.001, 0.004, 0.02]))
             task.cancel()
-        with contextlib.suppress(BaseException):
-            await task
-    states = b.connection_states()
-    await b.aclose()
-    assert not {state for state in states if state not in ("IDLE",)}, states
+            if rng.random() < 0.5:
+                for _ in range(rng.randint(0, 3)):
+                    await asyncio.sleep(0)
+                task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
+        await consume()  # the pool still serves
+        await _until(lambda: len(sockets_to(port)) <= before + 1)  # + the idle connection kept for the next
+    finally:
+        await b.aclose()
     await _until(lambda: tgi.streams()["open"] == 0)
 
 
+def sockets_to(port: int) -> list[str]:
+    """This process's TCP sockets connected to `port` on loopback (Linux: /proc), by inode."""
+    mine = set()
+    for fd in Path("/proc/self/fd").iterdir():
+        with contextlib.suppress(OSError):
+            target = os.readlink(fd)
+            if target.startswith("socket:["):
+                mine.add(target[8:-1])
+    found = []
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        remote, state, inode = fields[2], fields[3], fields[9]
+        if inode in mine and int(remote.split(":")[1], 16) == port and state == "01":  # ESTABLISHED
+            found.append(inode)
+    return found
+
+
 async def _until(predicate: Callable[[], bool]) -> None:
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 10
     while not predicate():
         assert time.monotonic() < deadline
         await asyncio.sleep(0.01)
-
-
-async def test_a_transport_that_cannot_hold_writes_waits_for_ready_before_the_request() -> None:
-    """Only connections that hold their writes let the request be made while `ready` runs; with any other
-    transport `ready` comes first, so a debounce is never skipped."""
-    released = False
-    released_when_sent: list[bool] = []
-
-    async def ready() -> None:
-        nonlocal released
-        await asyncio.sleep(0.05)
-        released = True
-
-    async def handler(request: httpx.Request) -> httpx.Response:
-        released_when_sent.append(released)
-        return httpx.Response(200, content=event(1, "x", last=True), headers={"content-type": "text/event-stream"})
-
-    b = TGIBackend(settings(), transport=httpx.MockTransport(handler))
-    try:
-        assert "".join([chunk async for chunk in b.stream(REQUEST, ready=ready)]) == "x"
-    finally:
-        await b.aclose()
-    assert released_when_sent == [True]
