@@ -20,6 +20,7 @@ A scripted reply is a JSON object:
   drop_before: close the connection before answering anything (no status line)
   tokens: the generated tokens as [{"text", "special"}] instead of `text` (special tokens: `</s>`, `<step>`)
   ignore_max_new_tokens: generate all of `text`/`tokens` whatever max_new_tokens says (a broken server)
+  ignore_stop: generate past the stop sequences (a broken server)
   raw_events: send these strings as the stream's events' data, as they are (malformed events)
   trickle_head: send an endless response head, one byte every this many seconds
 
@@ -225,7 +226,7 @@ def create_app(state: State) -> web.Application:
         for tok in tokens:
             out.append(tok)
             joined = "".join(t["text"] for t in out)
-            if any(s and s in joined for s in stops):
+            if not reply.get("ignore_stop") and any(s and s in joined for s in stops):
                 reason = "stop_sequence"
                 break
             if len(out) >= limit and not reply.get("ignore_max_new_tokens"):

@@ -5,7 +5,6 @@ The real-server tests are in tests/e2e/test_openai_backend.py (llama-cpp-python'
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any

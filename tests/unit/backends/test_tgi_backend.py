@@ -136,7 +136,7 @@ async def test_a_response_head_trickled_byte_by_byte_times_out(tgi: TGI) -> None
     backend = backend_for(tgi, requestTimeout=0.5, maxRetries=0)
     tgi.script({"trickle_head": 0.05})
     try:
-        with pytest.raises(BackendTimeout, match="no complete response head within 0.5 s"):
+        with pytest.raises(BackendTimeout, match=r"no complete response head within 0\.5 s"):
             await text_of(backend.stream(REQUEST))
     finally:
         await backend.aclose()
