@@ -234,6 +234,15 @@ def create_app(state: State) -> web.Application:
                 break
         return out, reason
 
+    async def begin(request: web.Request) -> tuple[dict[str, Any], dict[str, Any], web.Response | None]:
+        """The request's body and the scripted reply, or the answer to give at once (a bad request, a
+        scripted failure)."""
+        body, error = await parse(request)
+        if error is not None or body is None:
+            return {}, {}, error
+        reply = state.next_reply()
+        return body, reply, await scripted_failure(request, reply)
+
     async def scripted_failure(request: web.Request, reply: dict[str, Any]) -> web.Response | None:
         if reply.get("trickle_head"):
             await trickle_head(request, float(reply["trickle_head"]))
@@ -260,13 +269,9 @@ def create_app(state: State) -> web.Application:
         return None
 
     async def generate(request: web.Request) -> web.Response:
-        body, error = await parse(request)
-        if error is not None:
-            return error
-        assert body is not None
-        reply = state.next_reply()
-        if (failure := await scripted_failure(request, reply)) is not None:
-            return failure
+        body, reply, early = await begin(request)
+        if early is not None:
+            return early
         if (message := validate(body)) is not None:
             return web.json_response({"error": message, "error_type": "validation"}, status=422)
         tokens, reason = plan(body, reply)
@@ -291,13 +296,9 @@ def create_app(state: State) -> web.Application:
         )
 
     async def generate_stream(request: web.Request) -> web.StreamResponse:
-        body, error = await parse(request)
-        if error is not None:
-            return error
-        assert body is not None
-        reply = state.next_reply()
-        if (failure := await scripted_failure(request, reply)) is not None:
-            return failure
+        body, reply, early = await begin(request)
+        if early is not None:
+            return early
         if (message := validate(body)) is not None:
             return web.json_response({"error": message, "error_type": "validation"}, status=422)
         tokens, reason = plan(body, reply)
@@ -402,13 +403,9 @@ def create_app(state: State) -> web.Application:
 
     async def chat_completions(request: web.Request) -> web.StreamResponse:
         """TGI's Messages API, with the scripted replies and faults of /generate_stream."""
-        body, error = await parse(request)
-        if error is not None:
-            return error
-        assert body is not None
-        reply = state.next_reply()
-        if (failure := await scripted_failure(request, reply)) is not None:
-            return failure
+        body, reply, early = await begin(request)
+        if early is not None:
+            return early
         tokens, reason = plan(body, reply, body.get("max_tokens"))
         reason = {"eos_token": "stop", "stop_sequence": "stop"}.get(reason, reason)
         prompt_tokens = len(tokenize(last_user(body)))

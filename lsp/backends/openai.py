@@ -31,8 +31,8 @@ from lsp.backends.http import (
     request_json,
     with_retries,
 )
-from lsp.backends.http_errors import display_url, event_error, transport_error
-from lsp.backends.sse import OversizedEvent, TokenSilence, read_events
+from lsp.backends.http_errors import event_error, transport_error
+from lsp.backends.sse import read_events
 from lsp.backends.stops import StopCutter
 from lsp.chat_format import STEP, FormatName, render_messages
 from lsp.config import Settings
@@ -199,7 +199,7 @@ class OpenAIBackend:
         received = finished = done = False
         chunks = after = 0
         try:
-            async for data in read_events(response, silence):
+            async for data in read_events(response, self.endpoint, silence):
                 received = True
                 if data.strip() == DONE:
                     done = True
@@ -226,15 +226,6 @@ class OpenAIBackend:
                     break
         except httpx.HTTPError as error:
             raise transport_error(error, self.endpoint) from error
-        except TokenSilence:
-            raise BackendTimeout(
-                f"The model server at {display_url(self.endpoint)} stopped answering: no token for {silence:g} s "
-                "(keep-alives do not count). Set codellama.requestTimeout to wait longer."
-            ) from None
-        except OversizedEvent as error:
-            raise BadResponse(
-                f"The model server at {display_url(self.endpoint)} sent an oversized stream event ({error})."
-            ) from None
         finally:
             # Closing the response mid-stream drops the connection; the server sees the client go away and
             # aborts the generation (vLLM, TGI and llama.cpp's server all check for it).

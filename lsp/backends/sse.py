@@ -9,6 +9,8 @@ from collections.abc import AsyncIterator
 import httpx
 
 from lsp.backends.http import uninterrupted
+from lsp.backends.http_errors import display_url
+from lsp.errors import BackendTimeout, BadResponse
 
 # No sane event is this large (a TGI token event is ~200 bytes): beyond it the server is broken, and
 # buffering more would let it take the editor's memory.
@@ -17,10 +19,6 @@ MAX_LINE_BYTES = 1024 * 1024
 
 class OversizedEvent(ValueError):
     """A line of the stream exceeded the size limit."""
-
-
-class TokenSilence(TimeoutError):
-    """No event (token) arrived within the allowed silence, keep-alive comments notwithstanding."""
 
 
 async def sse_lines(chunks: AsyncIterator[bytes], max_line_bytes: int = MAX_LINE_BYTES) -> AsyncIterator[str]:
@@ -75,12 +73,12 @@ async def sse_data(lines: AsyncIterator[str]) -> AsyncIterator[str]:
 
 
 async def read_events(
-    response: httpx.Response, silence: float, max_line_bytes: int = MAX_LINE_BYTES
+    response: httpx.Response, endpoint: str, silence: float, max_line_bytes: int = MAX_LINE_BYTES
 ) -> AsyncIterator[str]:
     """The data of each server-sent event of `response`, as TGI and OpenAI-compatible servers send them.
 
-    Bounded: a line longer than `max_line_bytes` raises OversizedEvent, and no event for `silence` seconds
-    raises TokenSilence (httpx's read timeout is reset by any byte, so a server sending only keep-alive
+    Bounded: a line longer than `max_line_bytes` is a BadResponse, and no event for `silence` seconds a
+    BackendTimeout (httpx's read timeout is reset by any byte, so a server sending only keep-alive
     comments would hold a request forever).
 
     Each event is read in a task of its own. When the deadline passes or the caller is cancelled, that
@@ -97,11 +95,18 @@ async def read_events(
             raise
         if not done:
             await uninterrupted(_interrupt(reading, response))
-            raise TokenSilence(f"no event for {silence:g} s")
+            raise BackendTimeout(
+                f"The model server at {display_url(endpoint)} stopped answering: no token for {silence:g} s "
+                "(keep-alives do not count). Set codellama.requestTimeout to wait longer."
+            )
         try:
             event = reading.result()
         except StopAsyncIteration:
             return
+        except OversizedEvent as error:
+            raise BadResponse(
+                f"The model server at {display_url(endpoint)} sent an oversized stream event ({error})."
+            ) from None
         yield event
 
 

@@ -29,11 +29,11 @@ from lsp.backends.http import (
     with_retries,
 )
 from lsp.backends.http_errors import display_url, event_error, transport_error
-from lsp.backends.sse import OversizedEvent, TokenSilence, read_events
+from lsp.backends.sse import read_events
 from lsp.backends.stops import StopCutter
 from lsp.chat_format import STEP, FormatName, render_codellama70b
 from lsp.config import Settings
-from lsp.errors import BackendError, BackendTimeout, BackendUnavailable, BadResponse
+from lsp.errors import BackendError, BackendUnavailable, BadResponse
 
 log = logging.getLogger(__name__)
 
@@ -147,7 +147,7 @@ class TGIBackend:
         tokens = 0
         ended = False  # the final event came: TGI ends the response right after it
         try:
-            async for data in read_events(response, silence):
+            async for data in read_events(response, self.endpoint, silence):
                 if ended:  # read on to the end, so that the connection serves the next request
                     tokens += 1
                     if tokens > request.max_new_tokens + 2:
@@ -179,15 +179,6 @@ class TGIBackend:
             if self._closing:
                 raise BackendUnavailable("The language server is shutting down.") from error
             raise transport_error(error, self.endpoint) from error
-        except TokenSilence:
-            raise BackendTimeout(
-                f"The model server at {display_url(self.endpoint)} stopped answering: no token for {silence:g} s "
-                "(keep-alives do not count). Set codellama.requestTimeout to wait longer."
-            ) from None
-        except OversizedEvent as error:
-            raise BadResponse(
-                f"The model server at {display_url(self.endpoint)} sent an oversized stream event ({error})."
-            ) from None
         finally:
             # A response read to its end leaves its connection to the next request; one closed before
             # drops it, and TGI sees the client go away and stops generating for us.

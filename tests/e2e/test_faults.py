@@ -289,6 +289,17 @@ async def test_huge_event(client: LanguageClient, tgi: TGI) -> None:
 UNTRUSTED_SERVER = {"ignore_max_new_tokens": True, "ignore_stop": True}
 
 
+async def explain(client: LanguageClient) -> str:
+    """The text of an explanation of a fresh document (`codellama.run`, not shown)."""
+    uri, _ = kit.unique_doc(client)
+    run = {"action": "explain", "uri": uri, "show": False, "range": {"start": {"line": 0, "character": 0},
+                                                                       "end": {"line": 2, "character": 0}}}
+    answer = await client.workspace_execute_command_async(
+        types.ExecuteCommandParams(command="codellama.run", arguments=[run])
+    )
+    return str(answer.text if hasattr(answer, "text") else answer["text"])
+
+
 @pytest.mark.parametrize("special", ["</s>", "<step>"])
 async def test_a_special_end_of_turn_token_ends_the_answer(client: LanguageClient, tgi: TGI, special: str) -> None:
     """Text after a special `</s>` or `<step>` never reaches the document, nor does the token itself."""
@@ -302,12 +313,7 @@ async def test_a_special_end_of_turn_token_ends_the_answer(client: LanguageClien
 async def test_a_server_that_ignores_max_new_tokens_is_cut_off(client: LanguageClient, tgi: TGI) -> None:
     kit.configure(client, kit.settings(tgi.url, maxNewTokens=24))
     tgi.script({"text": "Sums. " * 2000, **UNTRUSTED_SERVER})
-    uri, _ = kit.unique_doc(client)
-    answer = await client.workspace_execute_command_async(types.ExecuteCommandParams(
-        command="codellama.run", arguments=[{"action": "explain", "uri": uri, "show": False, "range": {
-            "start": {"line": 0, "character": 0}, "end": {"line": 2, "character": 0}}}]
-    ))
-    text = answer.text if hasattr(answer, "text") else answer["text"]
+    text = await explain(client)
     [body] = tgi.requests()
     asked = body["parameters"]["max_new_tokens"]
     assert 0 < text.count("Sums.") <= asked  # (the test server's tokens are words here)
@@ -352,12 +358,7 @@ async def test_openai_trickled_head_times_out(client: LanguageClient, tgi: TGI) 
 async def test_openai_server_that_ignores_max_tokens_is_cut_off(client: LanguageClient, tgi: TGI) -> None:
     kit.configure(client, openai(tgi, maxNewTokens=24))
     tgi.script({"text": "Sums. " * 2000, **UNTRUSTED_SERVER})
-    uri, _ = kit.unique_doc(client)
-    answer = await client.workspace_execute_command_async(types.ExecuteCommandParams(
-        command="codellama.run", arguments=[{"action": "explain", "uri": uri, "show": False, "range": {
-            "start": {"line": 0, "character": 0}, "end": {"line": 2, "character": 0}}}]
-    ))
-    text = answer.text if hasattr(answer, "text") else answer["text"]
+    text = await explain(client)
     [body] = tgi.requests()
     assert 0 < text.count("Sums.") <= body["max_tokens"]
     await kit.eventually(lambda: tgi.streams()["closed_early"] == 1, what="the server saw the stream closed")

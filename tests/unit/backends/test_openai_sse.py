@@ -500,3 +500,29 @@ async def test_a_server_that_comes_back_is_listed_again(server: Server) -> None:
     down = False
     assert await collect(b.stream(REQUEST)) == ["ok"]
     assert (await b.info()).max_total_tokens == 2048
+
+
+# -- usage and guards ------------------------------------------------------------------------------------
+
+
+async def test_the_prompts_token_count_comes_from_the_usage_chunk(server: Server) -> None:
+    usage = {"id": "c", "object": "chat.completion.chunk", "created": 0, "model": "m", "choices": [],
+             "usage": {"prompt_tokens": 321, "completion_tokens": 2, "total_tokens": 323}}
+    server.stream(sse([chunk("a"), chunk(None, finish="stop"), usage], finish=False))
+    asked = GenerationRequest(messages=REQUEST.messages, max_new_tokens=8)
+    assert "".join(await collect(backend(server).stream(asked))) == "a"
+    assert asked.usage.input_tokens == 321
+
+
+async def test_a_stream_without_usage_leaves_it_unknown(server: Server) -> None:
+    server.stream(sse([chunk("a")]))
+    asked = GenerationRequest(messages=REQUEST.messages, max_new_tokens=8)
+    assert "".join(await collect(backend(server).stream(asked))) == "a"
+    assert asked.usage.input_tokens is None
+
+
+async def test_a_server_that_ignores_max_tokens_is_cut_off_and_closed(server: Server) -> None:
+    server.stream(sse([chunk(f"t{i} ") for i in range(1000)], finish=False, done=False))
+    asked = GenerationRequest(messages=REQUEST.messages, max_new_tokens=5)
+    assert "".join(await collect(backend(server).stream(asked))) == "t0 t1 t2 t3 t4 "
+    assert server.bodies[0].closed and server.bodies[0].sent < 1000
