@@ -41,20 +41,20 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import re
 import ssl
 import sys
 import time
 import weakref
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
-from pydantic import ValidationError
-from text_generation import errors as tg_errors
 from text_generation import types as tg
 
-MODEL_ID = "TheBloke/CodeLlama-70B-Instruct-GPTQ"
-STEP = "<step>"
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script: the project's root
+
+from tests.tgi_messages_api import messages_routes
+from tests.tgi_protocol import MODEL_ID, default_text, last_user, pieces, protocol_problem, tokenize
 
 
 class State:
@@ -79,47 +79,6 @@ class State:
 
     def next_reply(self) -> dict[str, Any]:
         return self.script.pop(0) if self.script else dict(self.default)
-
-
-def tokenize(text: str) -> list[dict[str, Any]]:
-    """Not LLaMA's tokenizer: word-ish pieces with offsets, enough to exercise the protocol."""
-    out = [{"id": 1, "text": "", "start": 0, "stop": 0}]
-    for i, m in enumerate(re.finditer(r"<step>|\s*\S{1,4}|\s+", text)):
-        out.append(
-            {
-                "id": 32015 if m.group(0) == STEP else 1000 + i,
-                "text": m.group(0),
-                "start": m.start(),
-                "stop": m.end(),
-            }
-        )
-    return out
-
-
-def default_text(inputs: str) -> str:
-    """A plausible instruct reply: the last line of the user's code, fenced."""
-    user = inputs.split("Source: user\n\n ")[-1].split(" <step> ")[0]
-    lines = [line for line in user.split("\n") if line.strip() and not line.startswith("```")]
-    return f"```\n{lines[-1] if lines else 'pass'}\n```"
-
-
-def last_user(body: dict[str, Any]) -> str:
-    """The last user message of a Messages API body."""
-    users = [m.get("content") for m in body.get("messages") or [] if isinstance(m, dict) and m.get("role") == "user"]
-    return str(users[-1]) if users else ""
-
-
-def protocol_problem(kind: Any, payload: Any) -> str | None:
-    """Why `payload` is not a valid `kind` of the text-generation package, or None."""
-    try:
-        kind.model_validate(payload)
-    except (ValidationError, tg_errors.ValidationError) as error:
-        return str(error).replace("\n", " ")[:500]
-    return None
-
-
-def pieces(text: str) -> list[str]:
-    return re.findall(r"\s*\S{1,3}|\s+", text) or [""]
 
 
 def create_app(state: State) -> web.Application:
@@ -398,65 +357,6 @@ def create_app(state: State) -> web.Application:
             transport.close()
         raise asyncio.CancelledError  # the connection is gone: nothing more to answer
 
-    async def models(request: web.Request) -> web.Response:
-        return web.json_response({"object": "list", "data": [{"id": MODEL_ID, "object": "model", "owned_by": "tgi"}]})
-
-    async def chat_completions(request: web.Request) -> web.StreamResponse:
-        """TGI's Messages API, with the scripted replies and faults of /generate_stream."""
-        body, reply, early = await begin(request)
-        if early is not None:
-            return early
-        tokens, reason = plan(body, reply, body.get("max_tokens"))
-        reason = {"eos_token": "stop", "stop_sequence": "stop"}.get(reason, reason)
-        prompt_tokens = len(tokenize(last_user(body)))
-        usage = {"prompt_tokens": prompt_tokens, "completion_tokens": len(tokens),
-                 "total_tokens": prompt_tokens + len(tokens)}
-        text = "".join(t["text"] for t in tokens if not t["special"])
-        if not body.get("stream"):
-            return web.json_response({
-                "id": "", "object": "chat.completion", "created": 0, "model": MODEL_ID,
-                "system_fingerprint": "3.3.6",
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "logprobs": None,
-                             "finish_reason": reason}],
-                "usage": usage,
-            })
-        response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
-        await response.prepare(request)
-        state.streams["opened"] += 1
-        state.streams["open"] += 1
-        finished = False
-
-        def chunk(content: str | None, finish: str | None = None) -> bytes:
-            event = {"id": "", "object": "chat.completion.chunk", "created": 0, "model": MODEL_ID,
-                     "system_fingerprint": "3.3.6",
-                     "choices": [{"index": 0, "delta": {"role": "assistant", "content": content},
-                                  "logprobs": None, "finish_reason": finish}]}
-            return f"data: {json.dumps(event)}\n\n".encode()
-
-        try:
-            for raw in reply.get("raw_events", []):
-                await response.write(f"data: {raw}\n\n".encode())
-            for i, tok in enumerate(tokens if "raw_events" not in reply else []):
-                if reply.get("stall_after") is not None and i == int(reply["stall_after"]):
-                    await stall(response, float(reply.get("stall", 3600)), reply.get("keepalive_every"))
-                if reply.get("chunk_delay"):
-                    await asyncio.sleep(float(reply["chunk_delay"]))
-                text = tok["text"] + ("x" * int(reply["huge_event"]) if reply.get("huge_event") and i == 0 else "")
-                await response.write(chunk(text, reason if i == len(tokens) - 1 else None))
-            if (body.get("stream_options") or {}).get("include_usage"):
-                event = {"id": "", "object": "chat.completion.chunk", "created": 0, "model": MODEL_ID,
-                         "system_fingerprint": "3.3.6", "choices": [], "usage": usage}
-                await response.write(f"data: {json.dumps(event)}\n\n".encode())
-            await response.write(b"data: [DONE]\n\n")
-            finished = True
-            await response.write_eof()
-        except ConnectionResetError:
-            return response
-        finally:
-            state.streams["open"] -= 1
-            state.streams["finished" if finished else "closed_early"] += 1
-        return response
-
     async def control_invalid(request: web.Request) -> web.Response:
         return web.json_response(state.invalid)
 
@@ -491,8 +391,7 @@ def create_app(state: State) -> web.Application:
             web.post("/tokenize", tokenize_route),
             web.post("/generate", generate),
             web.post("/generate_stream", generate_stream),
-            web.get("/v1/models", models),
-            web.post("/v1/chat/completions", chat_completions),
+            *messages_routes(state, begin, plan, stall),
             web.get("/_control/invalid", control_invalid),
             web.post("/_control/script", control_script),
             web.post("/_control/reset", control_reset),
