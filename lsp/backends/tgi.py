@@ -130,7 +130,7 @@ class TGIBackend:
             )
         details = payload.get("details") if isinstance(payload, dict) else None
         request.usage.input_tokens = _input_length(details)
-        cutter = StopCutter([*body["parameters"]["stop"], EOS])
+        cutter = StopCutter(body["parameters"]["stop"])
         return cutter.feed(text) + cutter.flush()
 
     async def stream(self, request: GenerationRequest) -> AsyncIterator[str]:
@@ -144,13 +144,13 @@ class TGIBackend:
             raise
         self._responses.add(response)
         silence = self._settings.request_timeout
-        tokens = 0
+        tokens = after_end = 0
         ended = False  # the final event came: TGI ends the response right after it
         try:
             async for data in read_events(response, self.endpoint, silence):
                 if ended:  # read on to the end, so that the connection serves the next request
-                    tokens += 1
-                    if tokens > request.max_new_tokens + 2:
+                    after_end += 1
+                    if after_end > 2:  # (but a server that goes on is not read forever)
                         break
                     continue
                 event = self._parse_event(data)

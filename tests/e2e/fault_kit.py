@@ -39,8 +39,11 @@ def client_fixture(client_name: str) -> Callable[..., Any]:
 
 
 @pytest_asyncio.fixture(autouse=True, loop_scope="module")
-async def fresh(client: LanguageClient, tgi_server: TGI) -> None:
+async def fresh(client: LanguageClient, tgi_server: TGI) -> AsyncIterator[None]:
     await kit.reset(client, tgi_server)
+    yield
+    # every body the backend sent, and every reply the test server gave, is TGI's protocol
+    assert tgi_server.http.get("/_control/invalid").json() == []
 
 
 async def fails_then_recovers(

@@ -25,6 +25,29 @@ pytestmark = pytest.mark.asyncio(loop_scope="module")
 client = fault_kit.client_fixture("visual-studio-code")
 
 
+# -- no request the user did not cause ------------------------------------------------------------------
+
+
+async def test_typing_sends_the_model_server_nothing_but_the_completions(client: LanguageClient, tgi: TGI) -> None:
+    """No connection warmer, no `/info` per burst: only the generations, `/info` once per backend (here
+    read by the reset's first completion), again after a settings change."""
+    uri, cursor = kit.unique_doc(client)
+    for n in range(4):
+        kit.edit_doc(client, uri, 2 + n, (0, 0), (0, 0), f"# edit {n}\n")
+        tgi.script({"text": f"```python\nanswer_{n}(value)\n```"})
+        position = types.Position(cursor.line + n + 1, cursor.character)
+        assert await kit.complete(client, uri, position) == [f"answer_{n}(value)"]
+    generations = [hit for hit in kit.hits(tgi) if hit != "POST /tokenize"]  # (calibration: the core's)
+    assert generations == ["POST /generate_stream"] * 4
+    kit.configure(client, kit.settings(tgi.url, requestTimeout=3.0))
+    tgi.script({"text": "```python\nafter_settings(value)\n```"})
+    kit.edit_doc(client, uri, 10, (0, 0), (0, 0), "# again\n")
+    assert await kit.complete(client, uri, types.Position(cursor.line + 5, cursor.character)) == [
+        "after_settings(value)"
+    ]
+    assert [hit for hit in kit.hits(tgi) if hit != "POST /tokenize"][4:] == ["GET /info", "POST /generate_stream"]
+
+
 # -- the network -------------------------------------------------------------------------------------
 
 
