@@ -187,7 +187,7 @@ class OpenAIBackend:
         model = await self.model()
         body = self.body(request, model, stream=False)
         cutter = StopCutter(body.get("stop", ()))
-        return cutter.feed(await self._complete(body)) + cutter.flush()
+        return cutter.feed(await self._complete(body, request)) + cutter.flush()
 
     async def stream(self, request: GenerationRequest) -> AsyncIterator[str]:
         model = await self.model()
@@ -234,7 +234,7 @@ class OpenAIBackend:
             # llama-cpp-python's server answers 200 and then drops the stream when the request fails (a
             # prompt longer than its context, say): ask once more without streaming to learn the error.
             log.info("%s%s sent an empty stream; asking again without streaming", self.endpoint, path)
-            text = await self._complete(_without_streaming(body))
+            text = await self._complete(_without_streaming(body), request)
             if out := cutter.feed(text) + cutter.flush():
                 yield out
             return
@@ -263,8 +263,8 @@ class OpenAIBackend:
             stops = [*CODELLAMA_70B_STOPS, *stops]
         return list(dict.fromkeys(stops))[:MAX_STOP_SEQUENCES]
 
-    async def _complete(self, body: dict[str, Any]) -> str:
-        """One non-streaming chat completion; the text of its first choice."""
+    async def _complete(self, body: dict[str, Any], request: GenerationRequest) -> str:
+        """One non-streaming chat completion; the text of its first choice (its usage in `request`)."""
         path = f"{self._api}/chat/completions"
         payload = await with_retries(lambda: self._post_json(path, body), self._settings.max_retries, f"POST {path}")
         if not isinstance(payload, dict):
@@ -274,6 +274,7 @@ class OpenAIBackend:
         text = _choice_text(payload, delta=False)
         if text is None:
             raise BadResponse(f"{self.endpoint} answered a chat completion without choices: {str(payload)[:200]}")
+        request.usage.input_tokens = _prompt_tokens(payload)
         return text
 
     async def _server_context(self) -> int | None:

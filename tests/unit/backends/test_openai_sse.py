@@ -401,11 +401,15 @@ async def test_generate_reads_the_message_and_cuts_stops(server: Server) -> None
             "choices": [
                 {"index": 0, "message": {"role": "assistant", "content": "x = 1\n\n\n\ny = 2"}, "finish_reason": "stop"}
             ],
+            "usage": {"prompt_tokens": 17, "completion_tokens": 9, "total_tokens": 26},
         },
     )
     b = backend(server, model="m")
-    assert await b.generate(REQUEST) == "x = 1"
+    asked = GenerationRequest(messages=REQUEST.messages, max_new_tokens=8, stop=REQUEST.stop)
+    assert await b.generate(asked) == "x = 1"
+    assert asked.usage.input_tokens == 17
     assert server.posted()[0]["stream"] is False
+    assert "stream_options" not in server.posted()[0]
 
 
 async def test_generate_error_object_in_a_200_answer(server: Server) -> None:
