@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import aclosing
 from typing import Any
@@ -18,7 +20,7 @@ from lsp.backends.tgi import TGIBackend
 from lsp.chat_format import Message
 from lsp.config import resolve
 from lsp.errors import BackendTimeout, BadResponse
-from tests.conftest import TGI
+from tests.conftest import ROOT, TGI, clean_env
 
 REQUEST = GenerationRequest(messages=[Message("user", "def f():")], max_new_tokens=64)
 
@@ -190,3 +192,20 @@ async def test_a_cancellation_while_an_error_answer_is_read_leaves_no_connection
         assert await asyncio.wait_for(text_of(backend.stream(REQUEST)), 30) == "two"
     finally:
         await backend.aclose()
+
+
+# -- the check command asks explicitly --------------------------------------------------------------------
+
+
+def test_check_reads_info_generates_and_tokenizes_because_the_user_asked(tgi: TGI) -> None:
+    """`codellama-lsp check` is the one place /tokenize is called: a user asked for a probe."""
+    tgi.script({"text": "Hello"})
+    done = subprocess.run(
+        [sys.executable, "-m", "lsp", "check", "--endpoint", tgi.url],
+        capture_output=True, text=True, env=clean_env(), cwd=ROOT, timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "model:     TheBloke/CodeLlama-70B-Instruct-GPTQ" in done.stdout
+    assert "generate:  'Hello'" in done.stdout and "tokenize:  available" in done.stdout
+    assert [hit for hit, _ in tgi.connections()] == ["GET /info", "POST /generate", "POST /tokenize"]
+    assert tgi.http.get("/_control/invalid").json() == []
