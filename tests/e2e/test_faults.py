@@ -56,6 +56,8 @@ async def test_connection_refused_then_the_server_comes_back(client: LanguageCli
     await gate.up()
     kit.configure(client, kit.settings(gate.url))
     await kit.complete(client, *kit.unique_doc(client))  # connected once: the backend knows /info
+    # (the idle status follows the answer: wait for it, so that it does not land among the fault's)
+    await kit.eventually(lambda: bool(kit.statuses(client)) and kit.statuses(client)[-1]["state"] == "idle")
     client.messages.clear()
     kit.statuses(client).clear()
     await gate.down()
