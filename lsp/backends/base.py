@@ -8,11 +8,6 @@ from typing import Protocol
 
 from lsp.chat_format import FormatName, Message
 
-# Background work that follows an answer (closing a stream whose answer is decided, calibrating the token
-# count, the "idle" status) waits this long, in seconds, so that the answer goes out first: the event loop
-# would otherwise run it before the few steps that send the answer.
-AFTER_ANSWER = 0.01
-
 
 @dataclass
 class Usage:
