@@ -66,6 +66,14 @@ class Settings(_Model):
             raise ValueError("must start with http:// or https://")
         return value
 
+    @field_validator("api_token")
+    @classmethod
+    def _token_fits_a_header(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value():
+            return None  # editors send "" for "not set"
+        token_problem(value.get_secret_value())
+        return value
+
     @field_validator("stop")
     @classmethod
     def _stop_not_empty(cls, value: list[str]) -> list[str]:
@@ -83,6 +91,23 @@ class Settings(_Model):
             if isinstance(data.get(key), str):
                 data[key] = re.sub(r"(?<=://)[^/@]*@", "***@", data[key])
         return data
+
+
+# What an HTTP header value may hold (RFC 9110 field-vchar and blanks inside): a token with a line break or
+# another control character would reach httpx, whose error quotes the header, token and all.
+_HEADER_SAFE = re.compile(r"[\x21-\x7e]+(?:[ \t]+[\x21-\x7e]+)*")
+
+
+def token_problem(token: str) -> None:
+    """Raise ValueError, saying what is wrong without quoting the token, when it cannot be sent as a bearer
+    token (a trailing newline from `cat token.txt` or a copied line is the usual case)."""
+    if _HEADER_SAFE.fullmatch(token) is None:
+        bad = next((i for i, c in enumerate(token) if not ("\x21" <= c <= "\x7e")), 0)
+        what = "a line break" if token[bad] in "\r\n" else "blanks at an end" if token[bad] in " \t" else "a character"
+        raise ValueError(
+            f"holds {what}, which an HTTP header cannot carry (character {bad + 1} of {len(token)}); "
+            "set it again without it"
+        )
 
 
 ENV_VARS = {
@@ -145,7 +170,12 @@ def resolve(
     settings, more = with_overrides(settings, dict(cli or {}))
     problems += more
     if settings.api_token is None and (token := fallback_token(environ)):
-        settings = settings.model_copy(update={"api_token": SecretStr(token)})
+        try:
+            token_problem(token)
+        except ValueError as error:
+            problems.append(f"HF_TOKEN {error}")
+        else:
+            settings = settings.model_copy(update={"api_token": SecretStr(token)})
     return settings, problems
 
 

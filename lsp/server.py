@@ -168,11 +168,6 @@ class CodellamaServer(LanguageServer):
         self._completions_enabled = (not self._completions_enabled) if enabled is None else enabled
         return self._completions_enabled
 
-    def backend_connections(self) -> dict[str, Any]:
-        """What the backend says of its connections (for the stats), without starting it."""
-        states = getattr(self._backend, "connection_states", None)
-        return dict(states()) if callable(states) else {}
-
     async def close_backend(self) -> None:
         for task in list(self.tasks):
             task.cancel()

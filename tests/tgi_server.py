@@ -18,6 +18,18 @@ A scripted reply is a JSON object:
   stall_after: after this many tokens, send nothing for `stall` seconds (default: an hour), except ":"
     comment lines every `keepalive_every` seconds when that is set (a keep-alive-only stream)
   drop_before: close the connection before answering anything (no status line)
+  tokens: the generated tokens as [{"text", "special"}] instead of `text` (special tokens: `</s>`, `<step>`)
+  ignore_max_new_tokens: generate all of `text`/`tokens` whatever max_new_tokens says (a broken server)
+  ignore_stop: generate past the stop sequences (a broken server)
+  raw_events: send these strings as the stream's events' data, as they are (malformed events)
+  trickle_head: send an endless response head, one byte every this many seconds
+
+Every body /generate and /generate_stream receive is validated against the `text-generation` package's
+`Request` type, and every reply and stream event against its `Response` and `StreamResponse` (a body that
+does not validate is answered 422 and recorded in GET /_control/invalid), so the protocol stays TGI's.
+
+TGI's Messages API is served too (GET /v1/models, POST /v1/chat/completions, streamed or not), with the
+same scripted replies and faults, and a last chunk with `usage` when `stream_options.include_usage` is set.
 
 GET /_control/hits lists every request received ("METHOD /path"), control routes excepted.
 GET /_control/connections lists them as ["METHOD /path", n]: n numbers the TCP connection it came on.
@@ -29,17 +41,20 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import re
 import ssl
 import sys
 import time
 import weakref
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from text_generation import types as tg
 
-MODEL_ID = "TheBloke/CodeLlama-70B-Instruct-GPTQ"
-STEP = "<step>"
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script: the project's root
+
+from tests.tgi_messages_api import messages_routes
+from tests.tgi_protocol import MODEL_ID, default_text, last_user, pieces, protocol_problem, tokenize
 
 
 class State:
@@ -60,35 +75,10 @@ class State:
         self.closed_at: list[float] = []
         self.hits: list[str] = []
         self.connections: list[tuple[str, int]] = []
+        self.invalid: list[str] = []  # what failed validation against the text-generation types
 
     def next_reply(self) -> dict[str, Any]:
         return self.script.pop(0) if self.script else dict(self.default)
-
-
-def tokenize(text: str) -> list[dict[str, Any]]:
-    """Not LLaMA's tokenizer: word-ish pieces with offsets, enough to exercise the protocol."""
-    out = [{"id": 1, "text": "", "start": 0, "stop": 0}]
-    for i, m in enumerate(re.finditer(r"<step>|\s*\S{1,4}|\s+", text)):
-        out.append(
-            {
-                "id": 32015 if m.group(0) == STEP else 1000 + i,
-                "text": m.group(0),
-                "start": m.start(),
-                "stop": m.end(),
-            }
-        )
-    return out
-
-
-def default_text(inputs: str) -> str:
-    """A plausible instruct reply: the last line of the user's code, fenced."""
-    user = inputs.split("Source: user\n\n ")[-1].split(" <step> ")[0]
-    lines = [line for line in user.split("\n") if line.strip() and not line.startswith("```")]
-    return f"```\n{lines[-1] if lines else 'pass'}\n```"
-
-
-def pieces(text: str) -> list[str]:
-    return re.findall(r"\s*\S{1,3}|\s+", text) or [""]
 
 
 def create_app(state: State) -> web.Application:
@@ -143,14 +133,27 @@ def create_app(state: State) -> web.Application:
             return None, web.Response(
                 status=400, text="Failed to parse the request body as JSON", content_type="text/plain"
             )
-        if not isinstance(body, dict) or not isinstance(body.get("inputs"), str):
+        if request.path.startswith("/v1/"):
+            if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
+                return None, web.json_response({"error": "missing field `messages`", "error_type": "validation"},
+                                               status=422)
+        elif not isinstance(body, dict) or not isinstance(body.get("inputs"), str):
             return None, web.Response(
                 status=422,
                 text="Failed to deserialize the JSON body into the target type: missing field `inputs`",
                 content_type="text/plain",
             )
         state.requests.append(body)
+        if request.path in ("/generate", "/generate_stream") and (problem := protocol_problem(tg.Request, body)):
+            state.invalid.append(f"{request.path} request: {problem}")
+            return None, web.json_response({"error": problem, "error_type": "validation"}, status=422)
         return body, None
+
+    def checked(kind: Any, payload: dict[str, Any]) -> dict[str, Any]:
+        """A reply as TGI sends it: recorded as invalid when the text-generation types refuse it."""
+        if problem := protocol_problem(kind, payload):
+            state.invalid.append(f"{kind.__name__}: {problem}")
+        return payload
 
     def validate(body: dict[str, Any]) -> str | None:
         params = body.get("parameters") or {}
@@ -167,25 +170,41 @@ def create_app(state: State) -> web.Application:
             )
         return None
 
-    def plan(body: dict[str, Any], reply: dict[str, Any]) -> tuple[list[str], str]:
+    def plan(body: dict[str, Any], reply: dict[str, Any], max_new: Any = None) -> tuple[list[dict[str, Any]], str]:
+        """The tokens to send ({"text", "special"}) and the finish reason."""
         params = body.get("parameters") or {}
-        text = reply.get("text") if "text" in reply else default_text(body["inputs"])
-        tokens = pieces(str(text))
+        limit = int(max_new if max_new is not None else params.get("max_new_tokens") or 100)
+        if "tokens" in reply:
+            tokens = [{"text": str(t["text"]), "special": bool(t.get("special", False))} for t in reply["tokens"]]
+        else:
+            text = reply.get("text") if "text" in reply else default_text(body.get("inputs") or last_user(body))
+            tokens = [{"text": piece, "special": False} for piece in pieces(str(text))]
         reason = "eos_token"
-        stops = params.get("stop") or []
-        out: list[str] = []
+        stops = params.get("stop") or body.get("stop") or []
+        out: list[dict[str, Any]] = []
         for tok in tokens:
             out.append(tok)
-            joined = "".join(out)
-            if any(s and s in joined for s in stops):
+            joined = "".join(t["text"] for t in out)
+            if not reply.get("ignore_stop") and any(s and s in joined for s in stops):
                 reason = "stop_sequence"
                 break
-            if len(out) >= int(params.get("max_new_tokens") or 100):
+            if len(out) >= limit and not reply.get("ignore_max_new_tokens"):
                 reason = "length"
                 break
         return out, reason
 
+    async def begin(request: web.Request) -> tuple[dict[str, Any], dict[str, Any], web.Response | None]:
+        """The request's body and the scripted reply, or the answer to give at once (a bad request, a
+        scripted failure)."""
+        body, error = await parse(request)
+        if error is not None or body is None:
+            return {}, {}, error
+        reply = state.next_reply()
+        return body, reply, await scripted_failure(request, reply)
+
     async def scripted_failure(request: web.Request, reply: dict[str, Any]) -> web.Response | None:
+        if reply.get("trickle_head"):
+            await trickle_head(request, float(reply["trickle_head"]))
         if reply.get("drop_before"):
             assert request.transport is not None
             request.transport.close()
@@ -209,43 +228,40 @@ def create_app(state: State) -> web.Application:
         return None
 
     async def generate(request: web.Request) -> web.Response:
-        body, error = await parse(request)
-        if error is not None:
-            return error
-        assert body is not None
-        reply = state.next_reply()
-        if (failure := await scripted_failure(request, reply)) is not None:
-            return failure
+        body, reply, early = await begin(request)
+        if early is not None:
+            return early
         if (message := validate(body)) is not None:
             return web.json_response({"error": message, "error_type": "validation"}, status=422)
         tokens, reason = plan(body, reply)
-        text = "".join(tokens)
+        text = "".join(t["text"] for t in tokens)
         if (body.get("parameters") or {}).get("return_full_text") is True:
             text = body["inputs"] + text
         return web.json_response(
-            {
-                "generated_text": text,
-                "details": {
-                    "finish_reason": reason,
-                    "generated_tokens": len(tokens),
-                    "seed": None,
-                    "prefill": [],
-                    "tokens": [],
+            checked(
+                tg.Response,
+                {
+                    "generated_text": text,
+                    "details": {
+                        "finish_reason": reason,
+                        "generated_tokens": len(tokens),
+                        "input_length": len(tokenize(body["inputs"])),
+                        "seed": None,
+                        "prefill": [],
+                        "tokens": [],
+                    },
                 },
-            }
+            )
         )
 
     async def generate_stream(request: web.Request) -> web.StreamResponse:
-        body, error = await parse(request)
-        if error is not None:
-            return error
-        assert body is not None
-        reply = state.next_reply()
-        if (failure := await scripted_failure(request, reply)) is not None:
-            return failure
+        body, reply, early = await begin(request)
+        if early is not None:
+            return early
         if (message := validate(body)) is not None:
             return web.json_response({"error": message, "error_type": "validation"}, status=422)
         tokens, reason = plan(body, reply)
+        input_length = len(tokenize(body["inputs"]))
         framing = reply.get("framing", "data: ")
         response = web.StreamResponse(
             headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
@@ -258,7 +274,9 @@ def create_app(state: State) -> web.Application:
         state.streams["open"] += 1
         finished = False
         try:
-            for i, tok in enumerate(tokens):
+            for raw in reply.get("raw_events", []):
+                await response.write(f"{framing}{raw}\n\n".encode())
+            for i, tok in enumerate(tokens if "raw_events" not in reply else []):
                 if reply.get("error_after") is not None and i == int(reply["error_after"]):
                     event = {
                         "error": reply.get("error", "Request failed during generation: CUDA OOM"),
@@ -282,22 +300,22 @@ def create_app(state: State) -> web.Application:
                     await asyncio.sleep(float(reply["chunk_delay"]))
                 if reply.get("keepalive"):
                     await response.write(b":\n\n")
-                text = tok + ("x" * int(reply["huge_event"]) if reply.get("huge_event") and i == 0 else "")
+                text = tok["text"] + ("x" * int(reply["huge_event"]) if reply.get("huge_event") and i == 0 else "")
                 last = i == len(tokens) - 1
                 event = {
                     "index": i + 1,
-                    "token": {"id": 1000 + i, "text": text, "logprob": -0.1, "special": False},
-                    "generated_text": "".join(tokens) if last else None,
+                    "token": {"id": 1000 + i, "text": text, "logprob": -0.1, "special": tok["special"]},
+                    "generated_text": "".join(t["text"] for t in tokens if not t["special"]) if last else None,
                     "details": {
                         "finish_reason": reason,
                         "generated_tokens": len(tokens),
                         "seed": None,
-                        "input_length": 10,
+                        "input_length": input_length,
                     }
                     if last
                     else None,
                 }
-                await response.write(f"{framing}{json.dumps(event)}\n\n".encode())
+                await response.write(f"{framing}{json.dumps(checked(tg.StreamResponse, event))}\n\n".encode())
             finished = True
             await response.write_eof()
         except ConnectionResetError:
@@ -319,6 +337,28 @@ def create_app(state: State) -> web.Application:
         while (left := end - time.monotonic()) > 0:
             await asyncio.sleep(min(float(keepalive_every), left))
             await response.write(b":\n\n")
+
+    async def trickle_head(request: web.Request, every: float) -> None:
+        """An endless response head, one byte at a time: each read gets a byte long before a read timeout."""
+        transport = request.transport
+        assert transport is not None
+        head = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+        try:
+            for byte in head:
+                transport.write(bytes([byte]))
+                await asyncio.sleep(every)
+            while not transport.is_closing():
+                transport.write(b"X-Pad: ")
+                for _ in range(64):
+                    transport.write(b"a")
+                    await asyncio.sleep(every)
+                transport.write(b"\r\n")
+        finally:
+            transport.close()
+        raise asyncio.CancelledError  # the connection is gone: nothing more to answer
+
+    async def control_invalid(request: web.Request) -> web.Response:
+        return web.json_response(state.invalid)
 
     async def control_hits(request: web.Request) -> web.Response:
         return web.json_response(state.hits)
@@ -351,6 +391,8 @@ def create_app(state: State) -> web.Application:
             web.post("/tokenize", tokenize_route),
             web.post("/generate", generate),
             web.post("/generate_stream", generate_stream),
+            *messages_routes(state, begin, plan, stall),
+            web.get("/_control/invalid", control_invalid),
             web.post("/_control/script", control_script),
             web.post("/_control/reset", control_reset),
             web.get("/_control/requests", control_requests),
@@ -367,7 +409,7 @@ async def serve(host: str, port: int, state: State, ssl_context: ssl.SSLContext 
     await runner.setup()
     site = web.TCPSite(runner, host, port, ssl_context=ssl_context)
     await site.start()
-    bound = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    bound = runner.addresses[0][1]
     sys.stdout.write(f"PORT {bound}\n")
     sys.stdout.flush()
     await asyncio.Event().wait()

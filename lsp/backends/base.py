@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from lsp.prompt.chat_format import FormatName, Message
 
-# Background work that follows an answer (closing a stream whose answer is decided, calibrating the token
-# count, the "idle" status) waits this long, in seconds, so that the answer goes out first: the event loop
-# would otherwise run it before the few steps that send the answer.
-AFTER_ANSWER = 0.01
 
-Ready = Callable[[], Awaitable[None]]  # awaited just before a request leaves (the caller's debounce)
+@dataclass
+class Usage:
+    """What the model server says a generation cost, filled in by the backend as its stream ends (None
+    where the server did not say, or the stream was closed before its end)."""
+
+    input_tokens: int | None = None
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,7 @@ class GenerationRequest:
     top_p: float = 0.95
     stop: tuple[str, ...] = ()
     request_id: str = ""
+    usage: Usage = field(default_factory=Usage, compare=False)
 
 
 @dataclass(frozen=True)
@@ -44,12 +46,10 @@ class Backend(Protocol):
         """What the server serves and its limits; cached after the first successful call."""
         ...
 
-    def stream(self, request: GenerationRequest, *, ready: Ready | None = None) -> AsyncIterator[str]:
-        """Yield generated text as it arrives, without stop text. Closing the iterator ends the upstream
-        request (this is how cancellation reaches the model server). Nothing is sent before the first
-        iteration; a backend may prepare the request when this is called. With ``ready``, nothing reaches
-        the model before it returns, and the backend gets as far as it can (a connection, the request's
-        bytes) while it waits."""
+    def stream(self, request: GenerationRequest) -> AsyncIterator[str]:
+        """Yield generated text as it arrives, without stop text, and fill ``request.usage`` at its end.
+        Nothing is sent before the first iteration. Closing the iterator ends the upstream request (this
+        is how cancellation reaches the model server)."""
         ...
 
     async def generate(self, request: GenerationRequest) -> str:
@@ -57,11 +57,8 @@ class Backend(Protocol):
         ...
 
     async def count_tokens(self, text: str) -> int | None:
-        """Exact prompt token count from the server, or None when it cannot tell."""
-        ...
-
-    def warm(self) -> None:
-        """A request is likely soon: get ready for it in the background (a hint; may do nothing)."""
+        """Exact prompt token count from the server, or None when it cannot tell. A request of its own:
+        only for a user who asked (`codellama-lsp check`), never on a completion's path."""
         ...
 
     async def aclose(self) -> None: ...

@@ -1,42 +1,33 @@
-"""What every HTTP backend shares: one pooled client, error mapping, and bounded retries."""
+"""The one transport of the HTTP backends: a pooled client, JSON bodies encoded once, one cancellation-safe
+way to open a response, bounded retries. Error mapping lives in `http_errors`, the stream reader in `sse`."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import email.utils
 import json
 import logging
-import math
 import random
-import socket
+import re
 import ssl
-import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-import httpcore
 import httpx
 
+from lsp.backends.http_errors import display_url, status_error, transport_error
 from lsp.config import Settings
-from lsp.errors import (
-    BackendAuthError,
-    BackendError,
-    BackendOverloaded,
-    BackendRejected,
-    BackendTimeout,
-    BackendUnavailable,
-    BadResponse,
-    ConfigError,
-    GenerationFailed,
-)
-from lsp.log import redact
+from lsp.errors import BackendError, BackendTimeout, BadResponse, ConfigError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 # The longest Retry-After honoured, in seconds; a server asking for more is reported instead.
 MAX_RETRY_AFTER = 30.0
+# The largest non-streamed answer read (an error page, /info, a /generate reply): beyond it the server is
+# broken, and reading on would let it take the editor's memory.
+MAX_BODY_BYTES = 16 * 1024 * 1024
+# A document may hold lone UTF-16 surrogates (a JSON string may spell one); UTF-8 cannot carry them.
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def make_client(
@@ -46,7 +37,7 @@ def make_client(
     URL httpx does not understand) is a ConfigError, so the user reads which setting to fix."""
     headers = {"Accept": "application/json", "User-Agent": "codellama-lsp"}
     if (token := settings.token()) is not None:
-        headers["Authorization"] = f"Bearer {token}"
+        headers["Authorization"] = f"Bearer {token}"  # the token's characters are checked by lsp.config
     verify: bool | ssl.SSLContext = settings.verify_tls
     if settings.ca_bundle and settings.verify_tls:
         try:
@@ -56,9 +47,9 @@ def make_client(
                 f"codellama.caBundle {settings.ca_bundle!r} cannot be used: {error.strerror or error}. "
                 "It must be a PEM file of CA certificates."
             ) from None
-    # `read` is the longest silence allowed between bytes, not a cap on the whole response, so long
-    # streams live as long as tokens keep coming. Keep-alive comments count as bytes here: the stream
-    # readers also bound the silence between tokens (see `token_silence`).
+    # `read` is the longest silence between bytes. The response head is bounded as a whole by
+    # `open_response`, and a stream's silence between events by `sse.read_events`, so keep-alives and a
+    # trickled head cannot hold a request forever.
     timeout = httpx.Timeout(
         connect=settings.connect_timeout,
         read=settings.request_timeout,
@@ -66,7 +57,7 @@ def make_client(
         pool=settings.request_timeout,
     )
     try:
-        client = httpx.AsyncClient(
+        return httpx.AsyncClient(
             base_url=base_url,
             headers=headers,
             timeout=timeout,
@@ -79,208 +70,164 @@ def make_client(
         )
     except (ValueError, ImportError, httpx.InvalidURL) as error:
         raise ConfigError(f"codellama.proxy {settings.proxy!r} cannot be used: {error}") from None
-    if transport is None:
-        _hold_writes(client)
-    return client
 
 
-class _HeldWrites(httpcore.AsyncNetworkStream):
-    """A connection whose writes wait for the next read, so that a request goes out in one system call:
-    httpcore writes its headers and its body apart, and each write to a socket costs a system call that
-    wakes the server, on the path of every completion (~0.5 ms each on a small VM)."""
-
-    def __init__(self, stream: httpcore.AsyncNetworkStream) -> None:
-        self._stream = stream
-        self._held: list[bytes] = []
-
-    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        self._held.append(buffer)
-
-    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        await self._flush(timeout)
-        return await self._stream.read(max_bytes, timeout)
-
-    async def _flush(self, timeout: float | None) -> None:
-        if self._held:
-            data = b"".join(self._held)
-            self._held.clear()
-            await self._stream.write(data, timeout)
-
-    async def aclose(self) -> None:
-        self._held.clear()
-        await self._stream.aclose()
-
-    async def start_tls(
-        self, ssl_context: ssl.SSLContext, server_hostname: str | None = None, timeout: float | None = None
-    ) -> httpcore.AsyncNetworkStream:
-        await self._flush(timeout)
-        return _HeldWrites(await self._stream.start_tls(ssl_context, server_hostname, timeout))
-
-    def get_extra_info(self, info: str) -> Any:
-        return self._stream.get_extra_info(info)
+def encode_json(body: Any) -> bytes:
+    """The bytes of a JSON request body: every text of every request passes here, so this is where lone
+    surrogates (which UTF-8 cannot carry) become U+FFFD."""
+    return _LONE_SURROGATE.sub("\ufffd", json.dumps(body, ensure_ascii=False)).encode("utf-8")
 
 
-class _HeldWritesBackend(httpcore.AsyncNetworkBackend):
-    def __init__(self, backend: httpcore.AsyncNetworkBackend) -> None:
-        self._backend = backend
-
-    async def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Iterable[Any] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        return _HeldWrites(await self._backend.connect_tcp(host, port, timeout, local_address, socket_options))
-
-    async def connect_unix_socket(
-        self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
-    ) -> httpcore.AsyncNetworkStream:
-        return _HeldWrites(await self._backend.connect_unix_socket(path, timeout, socket_options))
-
-    async def sleep(self, seconds: float) -> None:
-        await self._backend.sleep(seconds)
+def json_request(
+    client: httpx.AsyncClient, method: str, path: str, body: Any = None, *, stream: bool = False
+) -> httpx.Request:
+    headers = {"Accept": "text/event-stream"} if stream else {}
+    if body is None:
+        return client.build_request(method, path, headers=headers)
+    headers["Content-Type"] = "application/json"
+    return client.build_request(method, path, content=encode_json(body), headers=headers)
 
 
-def _pools(client: httpx.AsyncClient) -> list[Any]:
-    """httpcore's connection pools behind ``client``: its default transport's and its proxy mounts'."""
-    transports = [getattr(client, "_transport", None), *getattr(client, "_mounts", {}).values()]
-    return [getattr(transport, "_pool", None) for transport in transports if transport is not None]
+async def uninterrupted(work: Awaitable[T]) -> T:
+    """Run `work` to its end even when this task is cancelled meanwhile; then the cancellation goes on.
+
+    The one place for shields: httpcore 1.0.x does not survive a cancellation at every point of an
+    exchange. Cancelled while it connects or while it closes a response, it leaves a connection in its pool
+    that is never used nor reclaimed (encode/httpcore#1093, #658; found here by tests/bench/soak.py, a
+    socket per few hundred cancelled completions, and after 32 the pool answers nothing)."""
+    task = asyncio.ensure_future(work)
+    cancelled: asyncio.CancelledError | None = None
+    while not task.done():
+        try:
+            await asyncio.wait({task})
+        except asyncio.CancelledError as error:
+            cancelled = error
+    if cancelled is not None:
+        if not task.cancelled():
+            task.exception()  # retrieved: nobody is left to want it
+        raise cancelled
+    return task.result()
 
 
-def _hold_writes(client: httpx.AsyncClient) -> None:
-    """Make ``client``'s connections :class:`_HeldWrites`. httpx has no public way to choose httpcore's
-    network backend: where its internals differ, nothing changes but a little speed (and requests are
-    not prepared ahead, see :func:`send`)."""
-    for pool in _pools(client):
-        backend = getattr(pool, "_network_backend", None)
-        if isinstance(backend, httpcore.AsyncNetworkBackend) and not isinstance(backend, _HeldWritesBackend):
-            pool._network_backend = _HeldWritesBackend(backend)
+_HEAD_STARTED = ("http11.receive_response_headers.started", "http2.receive_response_headers.started")
 
 
-def _writes_held(client: httpx.AsyncClient) -> bool:
-    """Whether every connection of ``client`` holds its writes until its first read."""
-    pools = _pools(client)
-    return bool(pools) and all(isinstance(getattr(p, "_network_backend", None), _HeldWritesBackend) for p in pools)
+class _Exchange:
+    """Follows one request through httpx's `trace` extension (public: httpx "Request Extensions") to
+    know when it waits for its response head. That is the one point where cancelling it is safe (httpcore
+    then closes the connection), and the one long wait: a server may send nothing before its first token."""
+
+    def __init__(self) -> None:
+        self.waiting_for_head = asyncio.Event()
+
+    async def __call__(self, event: str, info: dict[str, Any]) -> None:
+        # (not the answer of a proxy to CONNECT: that is still connecting)
+        if event in _HEAD_STARTED and getattr(info.get("request"), "method", b"") != b"CONNECT":
+            self.waiting_for_head.set()
 
 
-def transport_error(error: httpx.HTTPError, endpoint: str) -> BackendError:
-    """Turn an httpx failure into a sentence the user can act on."""
-    endpoint = display_url(endpoint)
-    text = redact(str(error) or type(error).__name__)
-    if isinstance(error, httpx.ConnectTimeout):
-        return BackendTimeout(f"Could not connect to the model server at {endpoint} in time ({text}).")
-    if isinstance(error, httpx.TimeoutException):
-        return BackendTimeout(f"The model server at {endpoint} stopped answering (no data within the request timeout).")
-    if isinstance(error, httpx.ConnectError):
-        lowered = text.lower()
-        if _caused_by(error, ssl.SSLError) or "certificate" in lowered or "ssl" in lowered or "tls" in lowered:
-            return BackendUnavailable(
-                f"TLS failure talking to {endpoint}: {text}. Check that the endpoint really serves https, "
-                "and its certificate (codellama.caBundle names a CA to trust).",
-                retryable=False,
-            )
-        if (
-            _caused_by(error, socket.gaierror)
-            or "name or service not known" in lowered
-            or "nodename" in lowered
-            or "getaddrinfo" in lowered
-            or "name resolution" in lowered
-        ):
-            return BackendUnavailable(
-                f"Cannot resolve the host of {endpoint}: {text}. Check codellama.endpoint.", retryable=False
-            )
-        return BackendUnavailable(
-            f"Cannot reach the model server at {endpoint}: {text}. Is it running? Check codellama.endpoint."
-        )
-    if isinstance(error, httpx.ProxyError):
-        return BackendUnavailable(f"The proxy refused the request to {endpoint}: {text}. Check codellama.proxy.")
-    if isinstance(error, (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)):
-        return BackendUnavailable(f"The connection to {endpoint} broke: {text}.")
-    return BackendUnavailable(f"HTTP error talking to {endpoint}: {text}.")
+async def open_response(
+    client: httpx.AsyncClient, request: httpx.Request, endpoint: str, head_timeout: float
+) -> httpx.Response:
+    """Send `request` and return its response with a 200 status and its body unread; any other status is
+    read, closed and raised as a BackendError, as is every transport failure.
 
-
-def display_url(url: str) -> str:
-    """The URL as shown to the user and in logs: without a user:password@ part."""
+    The head of the response is bounded as a whole by `head_timeout` (httpx bounds each read, so a head
+    trickled a byte at a time would take forever). Cancelled, or out of time, the exchange is interrupted
+    at the first point where that is safe, never while it connects (see `uninterrupted`)."""
+    exchange = _Exchange()
+    request.extensions = {**request.extensions, "trace": exchange}
+    sending = asyncio.ensure_future(client.send(request, stream=True))
     try:
-        parsed = httpx.URL(url)
-    except (httpx.InvalidURL, TypeError, ValueError):
-        return url
-    return str(parsed.copy_with(userinfo=b"")) if parsed.userinfo else url
+        await _head(sending, exchange, head_timeout)
+    except BaseException:
+        await uninterrupted(_abandon(sending, exchange))
+        raise
+    try:
+        response = sending.result()
+    except httpx.HTTPError as error:
+        raise transport_error(error, endpoint) from error
+    if response.status_code != 200:
+        body = await read_body(response)
+        raise status_error(response.status_code, body, response.headers, endpoint)
+    return response
 
 
-def _caused_by(error: BaseException, kind: type[BaseException]) -> bool:
-    """httpx wraps httpcore's error, which wraps the OS's: look down the chain."""
-    seen: set[int] = set()
-    current: BaseException | None = error
-    while current is not None and id(current) not in seen:
-        if isinstance(current, kind):
-            return True
-        seen.add(id(current))
-        current = current.__cause__ or current.__context__
-    return False
+async def _head(sending: asyncio.Task[httpx.Response], exchange: _Exchange, head_timeout: float) -> None:
+    """Wait until the response head has come (httpx bounds connecting and sending), at most `head_timeout`
+    after the request was sent."""
+    sent = asyncio.ensure_future(exchange.waiting_for_head.wait())
+    try:
+        await asyncio.wait({sending, sent}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        sent.cancel()
+    if not sending.done():
+        done, _ = await asyncio.wait({sending}, timeout=head_timeout)
+        if not done:
+            raise BackendTimeout(
+                f"The model server stopped answering: no complete response head within {head_timeout:g} s."
+            )
 
 
-def status_error(status: int, body: bytes, headers: httpx.Headers | None, endpoint: str) -> BackendError:
-    """Map a non-2xx answer (JSON or not, possibly empty) to our errors. The server's words are quoted
-    (shortened, blanks collapsed) with any registered secret removed: proxies have been seen to echo
-    request headers in their error pages."""
-    endpoint = display_url(endpoint)
-    payload = _json_or_none(body)
-    message = _message_of(payload) or " ".join(body.decode("utf-8", "replace").split())[:300] or f"HTTP {status}"
-    message = redact(message)
-    error_type = payload.get("error_type") if isinstance(payload, dict) else None
-    if status in (401, 403):
-        return BackendAuthError(
-            f"The model server at {endpoint} refused the credentials (HTTP {status}). "
-            "Set codellama.apiToken (or CODELLAMA_LSP_API_TOKEN).",
-            status=status,
-        )
-    retry_after = _retry_after(headers)
-    if status == 429 or error_type == "overloaded" or (status == 503 and retry_after is not None):
-        return BackendOverloaded(f"The model server is overloaded: {message}", status=status, retry_after=retry_after)
-    if status in (400, 413, 422) or error_type == "validation":
-        return BackendRejected(
-            f"The model server rejected the request: {message}",
-            status=status,
-            too_long=is_length_error(message),
-        )
-    if status in (424, 500, 502, 503, 504) or error_type in ("generation", "incomplete_generation"):
-        return GenerationFailed(f"The model server failed (HTTP {status}): {message}", status=status)
-    if status == 404:
-        return BadResponse(
-            f"{endpoint} has no such route (HTTP 404). Is codellama.endpoint the server's root URL?",
-            status=status,
-        )
-    return BadResponse(f"Unexpected answer from {endpoint} (HTTP {status}): {message}", status=status)
+async def _abandon(sending: asyncio.Task[httpx.Response], exchange: _Exchange) -> None:
+    """End an exchange nobody waits for: cancelled once it waits for its head, else run to its end; a
+    response that comes anyway is closed."""
+    if not sending.done():
+        sent = asyncio.ensure_future(exchange.waiting_for_head.wait())
+        await asyncio.wait({sending, sent}, return_when=asyncio.FIRST_COMPLETED)
+        sent.cancel()
+        sending.cancel()
+        await asyncio.wait({sending})
+    if not sending.cancelled() and sending.exception() is None:
+        await sending.result().aclose()
 
 
-def event_error(payload: dict[str, Any], endpoint: str) -> BackendError:
-    """An error event inside a 200 stream."""
-    endpoint = display_url(endpoint)
-    message = redact(_message_of(payload) or "unknown error")
-    error_type = payload.get("error_type")
-    inner = payload.get("error")
-    if isinstance(inner, dict):
-        status = inner.get("http_status_code") or inner.get("code")
-        if isinstance(status, int):
-            return status_error(status, json.dumps(inner).encode(), None, endpoint)
-    if error_type == "validation":
-        return BackendRejected(f"The model server rejected the request: {message}", too_long=is_length_error(message))
-    if error_type == "overloaded":
-        return BackendOverloaded(f"The model server is overloaded: {message}")
-    return GenerationFailed(f"The model server failed during generation: {message}")
+async def read_body(response: httpx.Response, limit: int = MAX_BODY_BYTES) -> bytes:
+    """The whole body of a non-streamed answer (at most `limit` bytes: BadResponse beyond; an error
+    answer is cut there), and the response closed, both to their end even when this task is cancelled
+    meanwhile. An error answer whose body cannot be read is empty."""
+
+    async def read_then_close() -> bytes:
+        parts: list[bytes] = []
+        size = 0
+        try:
+            async for chunk in response.aiter_bytes():
+                size += len(chunk)
+                if size > limit:
+                    if response.status_code != 200:
+                        break
+                    raise BadResponse(f"The model server sent an answer of more than {limit} bytes.")
+                parts.append(chunk)
+        except httpx.HTTPError:
+            if response.status_code == 200:
+                raise
+            return b""
+        finally:
+            await response.aclose()
+        return b"".join(parts)
+
+    return await uninterrupted(read_then_close())
 
 
-def is_length_error(message: str) -> bool:
-    lowered = message.lower()
-    return (
-        "must be <=" in lowered
-        or "too long" in lowered
-        or "maximum context length" in lowered
-        or ("tokens" in lowered and ("max_total_tokens" in lowered or "max_input" in lowered))
-    )
+async def close_response(response: httpx.Response) -> None:
+    """Close a response, to its end even when this task is cancelled meanwhile. Closing one mid-stream
+    drops its connection: that is how the model server learns to stop generating."""
+    await uninterrupted(response.aclose())
+
+
+async def request_json(
+    client: httpx.AsyncClient, endpoint: str, method: str, path: str, body: Any, head_timeout: float
+) -> Any:
+    """One JSON exchange on the pooled client, safe to cancel, every failure mapped to our errors."""
+    response = await open_response(client, json_request(client, method, path, body), endpoint, head_timeout)
+    try:
+        content = await read_body(response)
+    except httpx.HTTPError as error:
+        raise transport_error(error, endpoint) from error
+    try:
+        return json.loads(content)
+    except ValueError as error:
+        raise BadResponse(f"{display_url(endpoint)}{path} answered with invalid JSON") from error
 
 
 async def with_retries(attempt: Callable[[], Awaitable[T]], max_retries: int, what: str) -> T:
@@ -302,131 +249,6 @@ async def with_retries(attempt: Callable[[], Awaitable[T]], max_retries: int, wh
     raise AssertionError("unreachable")
 
 
-async def finish_cleanly(work: Awaitable[T], interruptible: Callable[[], bool] = lambda: False) -> T:
-    """Await an HTTP exchange up to its response headers without interrupting it where that is unsafe: when
-    this task is cancelled meanwhile, the exchange is cancelled too if ``interruptible()`` says it can be,
-    else it runs to its end (bounded by the connect and read timeouts); a response that comes anyway is
-    closed at once; then the cancellation goes on.
-
-    httpcore does not survive being cancelled at every point of a request: cancelled while connecting, it
-    leaves a connected socket in the pool that is never used nor closed; cancelled during its clean-up,
-    it leaves a connection marked busy for ever. Both were found by tests/bench/soak.py (a socket per few
-    hundred cancelled completions; after 32 of them the pool would be exhausted and every request would
-    wait for a connection until it times out).
-    """
-    task = asyncio.ensure_future(work)
-    try:
-        return await asyncio.shield(task)
-    except asyncio.CancelledError:
-        if interruptible():
-            task.cancel()
-        while not task.done():
-            with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.wait({task})
-        if not task.cancelled() and task.exception() is None:
-            result = task.result()
-            if isinstance(result, httpx.Response):
-                await asyncio.shield(result.aclose())
-        raise
-
-
-async def error_body(response: httpx.Response) -> bytes:
-    """The body of an answer that is not the stream asked for (an error), and the response closed: both to
-    their end even when this task is cancelled meanwhile (see :func:`finish_cleanly`: httpx and httpcore
-    mark a response closed before they finish closing it, and a cancellation in between leaves the pool's
-    connection busy for ever; found by tests/bench/soak.py). An unreadable body is empty."""
-
-    async def read_then_close() -> bytes:
-        try:
-            return await response.aread()
-        except httpx.HTTPError:
-            return b""
-        finally:
-            await response.aclose()
-
-    return await finish_cleanly(read_then_close())
-
-
-class _Exchange:
-    """Where a request is, from httpcore's trace events. Waiting for the response headers is the one long
-    wait it can be cancelled in safely (it then closes the connection itself), and the one that matters:
-    a server may send no byte until its first token, seconds later, and meanwhile keeps generating for a
-    request the user no longer wants.
-
-    With held writes, that is also the moment the request's bytes are made and not yet sent: a ``gate``
-    is awaited there, once."""
-
-    def __init__(self, gate: Callable[[], Awaitable[None]] | None = None) -> None:
-        self.waiting_for_headers = False
-        self._gate = gate
-
-    async def __call__(self, event: str, info: dict[str, Any]) -> None:
-        if event.startswith("http11.receive_response_headers."):
-            # (not the answer of a proxy to CONNECT: that is still connecting)
-            request = info.get("request")
-            self.waiting_for_headers = event.endswith(".started") and getattr(request, "method", b"") != b"CONNECT"
-            if self.waiting_for_headers and self._gate is not None:
-                gate, self._gate = self._gate, None
-                await gate()  # cancelled here, httpcore closes the connection: the held bytes never leave
-
-
-async def send(
-    client: httpx.AsyncClient,
-    request: httpx.Request,
-    *,
-    stream: bool = False,
-    before_sending: Callable[[], Awaitable[None]] | None = None,
-) -> httpx.Response:
-    """Send ``request`` on the pooled client, safe to cancel at any point (see :func:`finish_cleanly`);
-    a cancelled request that waits for its headers closes its connection at once.
-
-    ``before_sending`` is awaited before any byte of the request leaves. Where the connections hold their
-    writes, it is awaited as late as that: with a connection taken from the pool (or made) and the bytes
-    of the request written into it, so that when it returns, the request goes out at once.
-    """
-    if before_sending is not None and not _writes_held(client):
-        await before_sending()
-        before_sending = None
-    exchange = _Exchange(before_sending)
-    request.extensions = {**request.extensions, "trace": exchange}
-    return await finish_cleanly(client.send(request, stream=stream), lambda: exchange.waiting_for_headers)
-
-
-class ConnectionWarmer:
-    """Keeps a connection to the model server ready for the next request.
-
-    Closing a stream before its end closes its connection: that is how the server learns to stop
-    generating. The next completion would then connect again (TCP, and TLS to a remote server) on the path of
-    the answer the user waits for. After such a close the backend is *cold*; :meth:`warm`, called while a
-    request is debounced, makes one cheap request whose connection stays in the pool for the real one.
-    """
-
-    def __init__(self, client: httpx.AsyncClient, path: str) -> None:
-        self._client = client
-        self._path = path
-        self._task: asyncio.Task[None] | None = None
-        self.cold = True
-
-    def warm(self) -> None:
-        if self.cold and (self._task is None or self._task.done()):
-            self.cold = False
-            self._task = asyncio.ensure_future(self._connect())
-
-    async def _connect(self) -> None:
-        try:
-            response = await send(self._client, self._client.build_request("GET", self._path))
-            await response.aclose()
-        except httpx.HTTPError as error:  # the request that follows will tell the user, if it matters
-            log.debug("warming a connection failed: %s", error)
-            self.cold = True
-
-    async def aclose(self) -> None:
-        if self._task is not None and not self._task.done():
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-
-
 def backoff_delay(attempt: int, retry_after: float | None) -> float:
     """Full jitter on an exponential base (0.25 s, 0.5 s, ... at most 4 s); with Retry-After, that long plus
     up to 10 % so that clients told the same instant do not come back together."""
@@ -434,63 +256,3 @@ def backoff_delay(attempt: int, retry_after: float | None) -> float:
         base = min(max(retry_after, 0.0), MAX_RETRY_AFTER)
         return base + random.uniform(0.0, 0.1 * base)
     return random.uniform(0.0, min(0.25 * 2**attempt, 4.0))
-
-
-def _retry_after(headers: httpx.Headers | None) -> float | None:
-    """Retry-After in seconds (delta-seconds or an HTTP date); None when absent or unreadable, never an
-    exception: a malformed header must not hide the error it came with."""
-    value = headers.get("retry-after") if headers is not None else None
-    if not value:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            parsed = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError):
-            return None
-        seconds = parsed.timestamp() - time.time()
-    if not math.isfinite(seconds):
-        return None
-    return max(seconds, 0.0)
-
-
-def _json_or_none(body: bytes) -> Any:
-    try:
-        return json.loads(body) if body else None
-    except ValueError:
-        return None
-
-
-def _message_of(payload: Any) -> str | None:
-    if isinstance(payload, list) and payload:
-        payload = payload[0]
-    if not isinstance(payload, dict):
-        return None
-    error = payload.get("error") or payload.get("message") or payload.get("detail")
-    if isinstance(error, dict):
-        error = error.get("message")
-    return str(error) if error else None
-
-
-async def request_json(
-    client: httpx.AsyncClient,
-    endpoint: str,
-    method: str,
-    path: str,
-    body: dict[str, Any] | None = None,
-    *,
-    on_status: Callable[[BackendError], BackendError] = lambda error: error,
-) -> Any:
-    """One JSON exchange on the pooled client, safe to cancel (`send`), every failure mapped to our errors;
-    `on_status` lets a backend refine what a non-200 answer means."""
-    try:
-        response = await send(client, client.build_request(method, path, json=body))
-    except httpx.HTTPError as error:
-        raise transport_error(error, endpoint) from error
-    if response.status_code != 200:
-        raise on_status(status_error(response.status_code, response.content, response.headers, endpoint))
-    try:
-        return response.json()
-    except ValueError as error:
-        raise BadResponse(f"{display_url(endpoint)} answered with invalid JSON") from error

@@ -38,7 +38,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-from lsp.backends.base import GenerationRequest, ModelInfo, Ready
+from lsp.backends.base import GenerationRequest, ModelInfo
 from lsp.backends.stops import StopCutter
 from lsp.config import Settings
 from lsp.errors import BackendRejected, BackendUnavailable, ConfigError, GenerationFailed, NoBackendError
@@ -148,10 +148,8 @@ class LocalBackend:
         async with contextlib.aclosing(self.stream(request)) as stream:
             return "".join([part async for part in stream])
 
-    async def stream(self, request: GenerationRequest, *, ready: Ready | None = None) -> AsyncGenerator[str, None]:
+    async def stream(self, request: GenerationRequest) -> AsyncGenerator[str, None]:
         await self._model()
-        if ready is not None:
-            await ready()
         cutter = StopCutter(request.stop)
         async with self._lock:
             cancel = threading.Event()

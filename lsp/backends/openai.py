@@ -14,34 +14,29 @@ context, which becomes `BackendRejected(too_long=True)` so the caller shrinks th
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 
-from lsp.backends.base import GenerationRequest, ModelInfo, Ready
+from lsp.backends.base import GenerationRequest, ModelInfo
 from lsp.backends.http import (
-    error_body,
-    event_error,
-    finish_cleanly,
-    is_length_error,
+    close_response,
+    json_request,
     make_client,
+    open_response,
+    read_body,
     request_json,
-    send,
-    status_error,
-    transport_error,
     with_retries,
 )
-from lsp.backends.sse import sse_data
+from lsp.backends.http_errors import event_error, transport_error
+from lsp.backends.sse import read_events
 from lsp.backends.stops import StopCutter
 from lsp.config import Settings
 from lsp.errors import (
     BackendError,
-    BackendRejected,
     BackendTimeout,
     BackendUnavailable,
     BadResponse,
@@ -90,13 +85,6 @@ class OpenAIBackend:
         self._models: list[dict[str, Any]] | None = None
         self._tokenize_route: tuple[str, str] | None = None
         self._tokenize_probed = False
-        # Streams in flight. llama-cpp-python's server interrupts a running stream whenever another request
-        # reaches its model lock, its tokenize route included: there a token count waits until no stream
-        # runs, and holds the gate while it is sent so that no stream starts under it.
-        self._streams = 0
-        self._idle = asyncio.Event()
-        self._idle.set()
-        self._gate = asyncio.Lock()
         # Shown in the status notification; known once the model is resolved.
         self.model_name: str | None = settings.model
 
@@ -112,6 +100,9 @@ class OpenAIBackend:
             "top_p": request.top_p,
             "stream": stream,
         }
+        if stream:
+            # The prompt's token count comes in a last chunk (vLLM, TGI, OpenAI); others ignore the field.
+            body["stream_options"] = {"include_usage": True}
         if stops := self._stops(request, model):
             body["stop"] = stops
         return body
@@ -170,17 +161,19 @@ class OpenAIBackend:
         routes = [self._tokenize_route] if self._tokenize_route else list(_TOKENIZE_ROUTES)
         model = self._settings.model or self.model_name or ""
         for path, kind in routes:
+            request = json_request(self._client, "POST", path, _tokenize_body(kind, text, model))
             try:
-                if kind == "llama-cpp-python":
-                    async with self._gate:
-                        await self._idle.wait()
-                        response = await self._client.post(path, json=_tokenize_body(kind, text, model))
-                else:
-                    response = await self._client.post(path, json=_tokenize_body(kind, text, model))
+                response = await open_response(self._client, request, self.endpoint, self._settings.request_timeout)
+                content = await read_body(response)
+            except BackendError as error:
+                if isinstance(error, (BackendUnavailable, BackendTimeout)):
+                    log.debug("%s unavailable: %s", path, error)
+                    return None  # the server is unreachable: say nothing, probe again next time
+                continue
             except httpx.HTTPError as error:
                 log.debug("%s unavailable: %s", path, error)
-                return None  # the server is unreachable: say nothing, probe again next time
-            count = _count_of(response, kind)
+                return None
+            count = _count_of(content, kind)
             if count is not None:
                 self._tokenize_route = (path, kind)
                 self._tokenize_probed = True
@@ -193,58 +186,54 @@ class OpenAIBackend:
         model = await self.model()
         body = self.body(request, model, stream=False)
         cutter = StopCutter(body.get("stop", ()))
-        return cutter.feed(await self._complete(body)) + cutter.flush()
+        return cutter.feed(await self._complete(body, request)) + cutter.flush()
 
-    async def stream(self, request: GenerationRequest, *, ready: Ready | None = None) -> AsyncIterator[str]:
+    async def stream(self, request: GenerationRequest) -> AsyncIterator[str]:
         model = await self.model()
         body = self.body(request, model, stream=True)
         cutter = StopCutter(body.get("stop", ()))
         path = f"{self._api}/chat/completions"
-        async with self._gate:
-            self._streams += 1
-            self._idle.clear()
-        try:
-            # aclosing: closing this generator must close the inner one (and its response) now, not at GC.
-            async with contextlib.aclosing(self._stream(path, body, cutter, ready)) as parts:
-                async for part in parts:
-                    yield part
-        finally:
-            self._streams -= 1
-            if self._streams == 0:
-                self._idle.set()
-
-    async def _stream(
-        self, path: str, body: dict[str, Any], cutter: StopCutter, ready: Ready | None
-    ) -> AsyncGenerator[str, None]:
-        response = await with_retries(
-            lambda: self._open_stream(path, body, ready), self._settings.max_retries, f"POST {path}"
-        )
+        response = await with_retries(lambda: self._open_stream(path, body), self._settings.max_retries, f"POST {path}")
+        silence = self._settings.request_timeout
         received = finished = done = False
+        chunks = after = 0
         try:
-            async for data in sse_data(response.aiter_lines()):
+            async for data in read_events(response, self.endpoint, silence):
                 received = True
                 if data.strip() == DONE:
                     done = True
                     break
                 payload = self._parse_event(data)
-                finished = finished or _finish_reason(payload) is not None
-                out = cutter.feed(_choice_text(payload, delta=True) or "")
-                if out:
+                if (usage := _prompt_tokens(payload)) is not None:
+                    request.usage.input_tokens = usage
+                if finished:  # after the finish_reason: only the usage chunk and [DONE] are of interest
+                    after += 1
+                    if after > 4:
+                        break
+                    continue
+                finished = _finish_reason(payload) is not None
+                text = _choice_text(payload, delta=True)
+                if out := cutter.feed(text or ""):
                     yield out
                 if cutter.stopped:
+                    break
+                chunks += bool(text)
+                if chunks >= request.max_new_tokens and not finished:
+                    # (a chunk holds one token or more: this cuts off no honest server)
+                    log.info("%s%s sent more than max_tokens=%d; cut off", self.endpoint, path, chunks)
+                    finished = True
                     break
         except httpx.HTTPError as error:
             raise transport_error(error, self.endpoint) from error
         finally:
             # Closing the response mid-stream drops the connection; the server sees the client go away and
-            # aborts the generation (vLLM, TGI and llama.cpp's server all check for it). To its end, even if
-            # cancelled meanwhile: an interrupted close leaves the pool's connection busy (see finish_cleanly).
-            await finish_cleanly(response.aclose())
+            # aborts the generation (vLLM, TGI and llama.cpp's server all check for it).
+            await close_response(response)
         if not received:
             # llama-cpp-python's server answers 200 and then drops the stream when the request fails (a
             # prompt longer than its context, say): ask once more without streaming to learn the error.
             log.info("%s%s sent an empty stream; asking again without streaming", self.endpoint, path)
-            text = await self._complete(body | {"stream": False})
+            text = await self._complete(_without_streaming(body), request)
             if out := cutter.feed(text) + cutter.flush():
                 yield out
             return
@@ -258,10 +247,6 @@ class OpenAIBackend:
             )
         if tail := cutter.flush():
             yield tail
-
-    def warm(self) -> None:
-        """Nothing: llama-cpp-python's server interrupts a running stream for any request that reaches its
-        model lock, and a warming request might."""
 
     async def aclose(self) -> None:
         await self._client.aclose()
@@ -277,17 +262,18 @@ class OpenAIBackend:
             stops = [*CODELLAMA_70B_STOPS, *stops]
         return list(dict.fromkeys(stops))[:MAX_STOP_SEQUENCES]
 
-    async def _complete(self, body: dict[str, Any]) -> str:
-        """One non-streaming chat completion; the text of its first choice."""
+    async def _complete(self, body: dict[str, Any], request: GenerationRequest) -> str:
+        """One non-streaming chat completion; the text of its first choice (its usage in `request`)."""
         path = f"{self._api}/chat/completions"
         payload = await with_retries(lambda: self._post_json(path, body), self._settings.max_retries, f"POST {path}")
         if not isinstance(payload, dict):
             raise BadResponse(f"{self.endpoint} answered a chat completion that is not a JSON object")
         if "error" in payload:
-            raise self._error_event(payload)
+            raise event_error(payload, self.endpoint)
         text = _choice_text(payload, delta=False)
         if text is None:
             raise BadResponse(f"{self.endpoint} answered a chat completion without choices: {str(payload)[:200]}")
+        request.usage.input_tokens = _prompt_tokens(payload)
         return text
 
     async def _server_context(self) -> int | None:
@@ -313,16 +299,9 @@ class OpenAIBackend:
             self._models = [m for m in data if isinstance(m, dict)]
         return self._models
 
-    async def _open_stream(self, path: str, body: dict[str, Any], ready: Ready | None = None) -> httpx.Response:
-        try:
-            request = self._client.build_request("POST", path, json=body, headers={"Accept": "text/event-stream"})
-            response = await send(self._client, request, stream=True, before_sending=ready)
-        except httpx.HTTPError as error:
-            raise transport_error(error, self.endpoint) from error
-        if response.status_code != 200:
-            content = await error_body(response)
-            raise _rejected_if_too_long(status_error(response.status_code, content, response.headers, self.endpoint))
-        return response
+    async def _open_stream(self, path: str, body: dict[str, Any]) -> httpx.Response:
+        request = json_request(self._client, "POST", path, body, stream=True)
+        return await open_response(self._client, request, self.endpoint, self._settings.request_timeout)
 
     def _parse_event(self, data: str) -> dict[str, Any]:
         try:
@@ -332,34 +311,14 @@ class OpenAIBackend:
         if not isinstance(payload, dict):
             raise BadResponse(f"The model server sent an unexpected stream event: {data[:200]!r}")
         if "error" in payload:
-            raise self._error_event(payload)
+            raise event_error(payload, self.endpoint)
         return payload
 
-    def _error_event(self, payload: dict[str, Any]) -> BackendError:
-        """An `{"error": ...}` object inside a 200 answer. TGI sends `http_status_code`, vLLM a numeric
-        `code`; OpenAI-style objects carry a string `code`/`type` such as `context_length_exceeded` or
-        `invalid_request_error`, which are the client's fault and must not be retried."""
-        inner = payload.get("error")
-        if isinstance(inner, dict):
-            kind = f"{inner.get('code') or ''} {inner.get('type') or ''}".lower()
-            message = str(inner.get("message") or "")
-            numeric = inner.get("http_status_code") or inner.get("code")
-            if not isinstance(numeric, int) and (
-                "context_length" in kind or "invalid_request" in kind or is_length_error(message)
-            ):
-                return _rejected_if_too_long(
-                    BackendRejected(
-                        f"The model server rejected the request: {message or kind.strip()}",
-                        too_long=is_length_error(message) or "context_length" in kind,
-                    )
-                )
-        return _rejected_if_too_long(event_error(payload, self.endpoint))
-
     async def _get_json(self, path: str) -> Any:
-        return await request_json(self._client, self.endpoint, "GET", path, on_status=_rejected_if_too_long)
+        return await request_json(self._client, self.endpoint, "GET", path, None, self._settings.request_timeout)
 
     async def _post_json(self, path: str, body: dict[str, Any]) -> Any:
-        return await request_json(self._client, self.endpoint, "POST", path, body, on_status=_rejected_if_too_long)
+        return await request_json(self._client, self.endpoint, "POST", path, body, self._settings.request_timeout)
 
 
 def _choice_text(payload: dict[str, Any], *, delta: bool) -> str | None:
@@ -404,13 +363,11 @@ def _tokenize_body(kind: str, text: str, model: str) -> dict[str, Any]:
     return {"inputs": text}
 
 
-def _count_of(response: httpx.Response, kind: str) -> int | None:
+def _count_of(content: bytes, kind: str) -> int | None:
     """The count from a tokenize answer of that kind of server, or None. The kind is checked strictly:
     routes share a path (llama.cpp's `/tokenize` answers a vLLM-style body with an empty token list)."""
-    if response.status_code != 200:
-        return None
     try:
-        payload = response.json()
+        payload = json.loads(content)
     except ValueError:
         return None
     if kind == "tgi":
@@ -424,14 +381,11 @@ def _count_of(response: httpx.Response, kind: str) -> int | None:
     return len(tokens) if isinstance(tokens, list) else None
 
 
-_LENGTH_PHRASES = ("exceed context window", "context window", "context_length_exceeded", "too many tokens")
+def _prompt_tokens(payload: dict[str, Any]) -> int | None:
+    usage = payload.get("usage")
+    value = usage.get("prompt_tokens") if isinstance(usage, dict) else None
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
 
 
-def _rejected_if_too_long(error: BackendError) -> BackendError:
-    """`http.status_error` knows TGI's and OpenAI's wording; add the phrasing of llama.cpp-based servers
-    so the caller shrinks the prompt and retries once."""
-    if isinstance(error, BackendRejected) and not error.too_long:
-        lowered = str(error).lower()
-        if any(p in lowered for p in _LENGTH_PHRASES):
-            error.too_long = True
-    return error
+def _without_streaming(body: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in body.items() if k != "stream_options"} | {"stream": False}

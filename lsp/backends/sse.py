@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
+
+import httpx
+
+from lsp.backends.http import uninterrupted
+from lsp.backends.http_errors import display_url
+from lsp.errors import BackendTimeout, BadResponse
 
 # No sane event is this large (a TGI token event is ~200 bytes): beyond it the server is broken, and
 # buffering more would let it take the editor's memory.
@@ -13,10 +19,6 @@ MAX_LINE_BYTES = 1024 * 1024
 
 class OversizedEvent(ValueError):
     """A line of the stream exceeded the size limit."""
-
-
-class TokenSilence(TimeoutError):
-    """No event (token) arrived within the allowed silence, keep-alive comments notwithstanding."""
 
 
 async def sse_lines(chunks: AsyncIterator[bytes], max_line_bytes: int = MAX_LINE_BYTES) -> AsyncIterator[str]:
@@ -70,35 +72,41 @@ async def sse_data(lines: AsyncIterator[str]) -> AsyncIterator[str]:
         yield "\n".join(buffer)
 
 
-async def token_silence(
-    events: AsyncIterator[str], seconds: float, abort: Callable[[], Awaitable[None]] | None = None
+async def read_events(
+    response: httpx.Response, endpoint: str, silence: float, max_line_bytes: int = MAX_LINE_BYTES
 ) -> AsyncIterator[str]:
-    """Pass events through, raising TokenSilence when none arrives for `seconds`.
+    """The data of each server-sent event of `response`, as TGI and OpenAI-compatible servers send them.
 
-    httpx's read timeout is reset by any byte, so a server that sends only keep-alive comments would
-    hold a request forever; this bounds the silence between events (tokens) too.
+    Bounded: a line longer than `max_line_bytes` is a BadResponse, and no event for `silence` seconds a
+    BackendTimeout (httpx's read timeout is reset by any byte, so a server sending only keep-alive
+    comments would hold a request forever).
 
     Each event is read in a task of its own. When the deadline passes or the caller is cancelled, that
-    task is not cancelled but `abort`ed (the caller closes the response, so its read fails at once) and
-    waited for: httpx and httpcore mark a response closed before they finish closing it, so a task
-    cancelled inside their clean-up leaves the pool's connection busy for ever (found by
-    tests/bench/soak.py; tests/unit/test_http_errors.py reproduces it). Without `abort`, it is cancelled.
-    """
-    iterator = aiter(events)
+    task is not cancelled (a task cancelled inside httpx's and httpcore's clean-up leaves the pool's
+    connection busy for ever, see `http.uninterrupted`): the response is closed, which ends its read at
+    once, and the read is waited for."""
+    iterator = aiter(sse_data(sse_lines(response.aiter_bytes(), max_line_bytes)))
     while True:
         reading = asyncio.ensure_future(_next(iterator))
         try:
-            done, _ = await asyncio.wait({reading}, timeout=seconds)
+            done, _ = await asyncio.wait({reading}, timeout=silence)
         except asyncio.CancelledError:
-            await _interrupt(reading, abort)
+            await uninterrupted(_interrupt(reading, response))
             raise
         if not done:
-            await _interrupt(reading, abort)
-            raise TokenSilence(f"no event for {seconds:g} s")
+            await uninterrupted(_interrupt(reading, response))
+            raise BackendTimeout(
+                f"The model server at {display_url(endpoint)} stopped answering: no token for {silence:g} s "
+                "(keep-alives do not count). Set codellama.requestTimeout to wait longer."
+            )
         try:
             event = reading.result()
         except StopAsyncIteration:
             return
+        except OversizedEvent as error:
+            raise BadResponse(
+                f"The model server at {display_url(endpoint)} sent an oversized stream event ({error})."
+            ) from None
         yield event
 
 
@@ -109,21 +117,12 @@ async def _next(iterator: AsyncIterator[str]) -> str:
 ABORT_GRACE = 0.5  # seconds a read may take to notice its connection was closed, before it is cancelled
 
 
-async def _interrupt(task: asyncio.Task[str], abort: Callable[[], Awaitable[None]] | None) -> None:
-    """End `task` (by `abort`, else by cancelling it) and wait until it has, deaf to further cancellations
-    of the caller."""
-    if abort is None:
-        task.cancel()
-    else:
-        with contextlib.suppress(Exception):
-            await asyncio.shield(abort())
-    deadline = asyncio.get_running_loop().time() + ABORT_GRACE
-    while not task.done():
-        left = deadline - asyncio.get_running_loop().time()
-        if left <= 0:
-            task.cancel()  # the last resort; not expected to be needed
-            deadline = float("inf")
-        with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.wait({task}, timeout=max(left, 0.01) if left > 0 else None)
-    if not task.cancelled():
-        task.exception()  # retrieved: an error after the interruption is of no interest
+async def _interrupt(reading: asyncio.Task[str], response: httpx.Response) -> None:
+    with contextlib.suppress(Exception):
+        await response.aclose()
+    done, _ = await asyncio.wait({reading}, timeout=ABORT_GRACE)
+    if not done:
+        reading.cancel()  # the last resort; not expected to be needed
+        await asyncio.wait({reading})
+    if not reading.cancelled():
+        reading.exception()  # retrieved: an error after the interruption is of no interest

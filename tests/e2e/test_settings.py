@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
 import pytest_lsp
 from lsprotocol import types
-from pytest_lsp import ClientServerConfig, LanguageClient
+from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
 
 from tests.conftest import TGI, clean_env, server_command
 from tests.e2e.helpers import initialize, open_doc
@@ -60,3 +63,45 @@ async def test_a_configuration_change_applies(client: LanguageClient, tgi: TGI) 
     open_doc(client, URI, "x = \n")
     assert await _complete(client) == []
     assert tgi.requests() == []
+
+
+# -- a token that cannot be a header ------------------------------------------------------------------
+
+SECRET = "hf_E2eSecretToken42"
+CLIENTS = ["neovim", "visual-studio-code", "emacs"]
+
+
+@pytest_lsp.fixture(
+    config=ClientServerConfig(server_command=server_command(), server_env=clean_env()), params=CLIENTS
+)
+async def secret_client(lsp_client: LanguageClient, request: pytest.FixtureRequest, tgi: TGI, tmp_path: Path):
+    """Real clients' capabilities; the token as `cat token.txt` gives it, with its trailing newline."""
+    log = tmp_path / "server.log"
+    await lsp_client.initialize_session(
+        types.InitializeParams(
+            capabilities=client_capabilities(request.param),
+            initialization_options={
+                "codellama": {"endpoint": tgi.url, "apiToken": SECRET + "\n", "logLevel": "debug", "logFile": str(log)}
+            },
+            root_uri="file:///tmp/project",
+        )
+    )
+    lsp_client.log_file = log  # type: ignore[attr-defined]
+    yield
+    await lsp_client.shutdown_session()
+
+
+async def test_a_token_with_a_line_break_is_refused_and_never_shown(secret_client: LanguageClient, tgi: TGI) -> None:
+    client = secret_client
+    await client.wait_for_notification(types.WINDOW_SHOW_MESSAGE)
+    [warning] = [m.message for m in client.messages if m.type == types.MessageType.Warning]
+    assert "codellama.apiToken" in warning and "line break" in warning
+    tgi.script({"text": "```python\nnaïve = '🙂 中'\n```"})
+    open_doc(client, URI, "x = \n")
+    assert await _complete(client) == ["naïve = '🙂 中'"]  # the server keeps working, without the token
+    assert "Authorization" not in str(tgi.requests())  # (the test server records bodies, not headers)
+    shown = [m.message for m in client.messages] + [m.message for m in client.log_messages]
+    logged = client.log_file.read_text(encoding="utf-8")  # type: ignore[attr-defined]
+    assert "model call" in logged  # the log is written (debug level)
+    for text in [*shown, logged]:
+        assert "E2eSecretToken" not in text

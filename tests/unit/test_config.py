@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from lsp.config import Settings, resolve
 
 
@@ -54,3 +56,32 @@ def test_secrets_never_appear_in_the_wire_view_or_repr() -> None:
     settings, _ = resolve({"apiToken": "very-secret-value"}, environ={})
     assert "very-secret-value" not in repr(settings)
     assert "very-secret-value" not in str(settings.to_wire())
+
+
+@pytest.mark.parametrize(
+    ("token", "words"),
+    [
+        ("hf_SecretValue123\n", "a line break"),
+        ("hf_SecretValue123\r\n", "a line break"),
+        (" hf_SecretValue123", "blanks at an end"),
+        ("hf_Secret\x00Value123", "a character"),
+        ("hf_Secrét_Value123", "a character"),
+    ],
+)
+def test_a_token_that_cannot_be_a_header_is_refused_without_being_quoted(token: str, words: str) -> None:
+    settings, problems = resolve({"apiToken": token}, {}, {})
+    assert settings.token() is None
+    [problem] = problems
+    assert "codellama.apiToken" in problem and words in problem
+    assert "SecretValue" not in problem and "Secrét" not in problem
+
+
+@pytest.mark.parametrize("variable", ["CODELLAMA_LSP_API_TOKEN", "HF_TOKEN"])
+def test_a_bad_token_from_the_environment_is_refused_too(variable: str) -> None:
+    settings, [problem] = resolve({}, {}, {variable: "hf_SecretValue123\n"})
+    assert settings.token() is None and "a line break" in problem and "SecretValue" not in problem
+
+
+def test_an_empty_token_is_no_token() -> None:
+    assert resolve({"apiToken": ""}, {}, {}) == (Settings(), [])
+    assert resolve({"apiToken": "hf_ok-token.1"}, {}, {})[0].token() == "hf_ok-token.1"

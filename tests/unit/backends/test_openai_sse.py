@@ -5,7 +5,6 @@ The real-server tests are in tests/e2e/test_openai_backend.py (llama-cpp-python'
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any
@@ -145,6 +144,7 @@ async def test_stream_yields_deltas_until_done_in_both_framings(server: Server, 
         "temperature": 0.0,
         "top_p": 0.9,
         "stream": True,
+        "stream_options": {"include_usage": True},  # the prompt's token count, where the server sends it
         "stop": ["\n\n\n"],
     }
     post = next(r for r in server.requests if r.method == "POST")
@@ -236,23 +236,6 @@ async def test_done_without_a_finish_reason_is_an_interrupted_answer(server: Ser
     server.stream(sse([chunk("def add(a, b):")], finish=False))
     with pytest.raises(GenerationFailed, match="interrupted"):
         await collect(backend(server, model="m").stream(REQUEST))
-
-
-async def test_token_counts_on_llama_cpp_python_wait_for_the_running_stream(server: Server) -> None:
-    # A tokenize request would interrupt the running stream on llama-cpp-python's server.
-    server.routes[("POST", "/extras/tokenize/count")] = lambda r: httpx.Response(200, json={"count": 5})
-    server.stream(sse([chunk(f"t{i} ") for i in range(20)]))
-    b = backend(server, model="m")
-    assert await b.count_tokens("probe") == 5  # finds the route while idle
-    stream = b.stream(REQUEST)
-    assert await stream.__anext__() == "t0 "
-    counting = asyncio.ensure_future(b.count_tokens("hello"))
-    await asyncio.sleep(0.05)
-    assert not counting.done()
-    counted = [r for r in server.requests if r.url.path == "/extras/tokenize/count"]
-    assert len(counted) == 1  # only the probe so far
-    await stream.aclose()  # type: ignore[attr-defined]
-    assert await asyncio.wait_for(counting, 1) == 5
 
 
 async def test_empty_stream_asks_again_without_streaming_to_learn_the_error(server: Server) -> None:
@@ -418,11 +401,15 @@ async def test_generate_reads_the_message_and_cuts_stops(server: Server) -> None
             "choices": [
                 {"index": 0, "message": {"role": "assistant", "content": "x = 1\n\n\n\ny = 2"}, "finish_reason": "stop"}
             ],
+            "usage": {"prompt_tokens": 17, "completion_tokens": 9, "total_tokens": 26},
         },
     )
     b = backend(server, model="m")
-    assert await b.generate(REQUEST) == "x = 1"
+    asked = GenerationRequest(messages=REQUEST.messages, max_new_tokens=8, stop=REQUEST.stop)
+    assert await b.generate(asked) == "x = 1"
+    assert asked.usage.input_tokens == 17
     assert server.posted()[0]["stream"] is False
+    assert "stream_options" not in server.posted()[0]
 
 
 async def test_generate_error_object_in_a_200_answer(server: Server) -> None:
@@ -517,3 +504,29 @@ async def test_a_server_that_comes_back_is_listed_again(server: Server) -> None:
     down = False
     assert await collect(b.stream(REQUEST)) == ["ok"]
     assert (await b.info()).max_total_tokens == 2048
+
+
+# -- usage and guards ------------------------------------------------------------------------------------
+
+
+async def test_the_prompts_token_count_comes_from_the_usage_chunk(server: Server) -> None:
+    usage = {"id": "c", "object": "chat.completion.chunk", "created": 0, "model": "m", "choices": [],
+             "usage": {"prompt_tokens": 321, "completion_tokens": 2, "total_tokens": 323}}
+    server.stream(sse([chunk("a"), chunk(None, finish="stop"), usage], finish=False))
+    asked = GenerationRequest(messages=REQUEST.messages, max_new_tokens=8)
+    assert "".join(await collect(backend(server).stream(asked))) == "a"
+    assert asked.usage.input_tokens == 321
+
+
+async def test_a_stream_without_usage_leaves_it_unknown(server: Server) -> None:
+    server.stream(sse([chunk("a")]))
+    asked = GenerationRequest(messages=REQUEST.messages, max_new_tokens=8)
+    assert "".join(await collect(backend(server).stream(asked))) == "a"
+    assert asked.usage.input_tokens is None
+
+
+async def test_a_server_that_ignores_max_tokens_is_cut_off_and_closed(server: Server) -> None:
+    server.stream(sse([chunk(f"t{i} ") for i in range(1000)], finish=False, done=False))
+    asked = GenerationRequest(messages=REQUEST.messages, max_new_tokens=5)
+    assert "".join(await collect(backend(server).stream(asked))) == "t0 t1 t2 t3 t4 "
+    assert server.bodies[0].closed and server.bodies[0].sent < 1000
