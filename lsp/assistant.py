@@ -26,9 +26,10 @@ from lsp.context.extract import (
     selection_context,
     target_range,
 )
+from lsp.continuation import continuation_prompt, continuing
 from lsp.errors import BackendRejected
 from lsp.log import fields
-from lsp.postprocess import (
+from lsp.cleanup import (
     clean_completion,
     completion_decided,
     extract_code,
@@ -104,11 +105,18 @@ class Assistant:
         stopper.prepare()  # now, while the caller debounces, rather than when the answer is awaited
 
         async def ask(budget: Budget) -> str:
-            prompt = self._prompt("complete", context, budget)
+            prompt = self._completion_prompt(context, budget)
             return await self._generate(prompt, settings.temperature, stop_when=stopper.done, ready=ready)
 
         reply = await self._with_length_retry(ask, max_new)
         return stopper.clean(reply)
+
+    def _completion_prompt(self, context: CodeContext, budget: Budget) -> BuiltPrompt:
+        # Small local models continue code; the 70B model and chat servers get the instruction dialogue.
+        local = continuing(self.backend)
+        if local is not None:
+            return continuation_prompt(self.store.spec("complete"), context, local.completion_budget())
+        return self._prompt("complete", context, budget)
 
     # -- code actions -------------------------------------------------------------------------------
 
@@ -216,6 +224,7 @@ class Assistant:
         """The model's reply to `prompt`; `ready` is awaited once the request is prepared, before it is sent."""
         request = GenerationRequest(
             messages=prompt.messages,
+            prompt="" if prompt.messages else prompt.text,  # a continuation prompt has no messages
             max_new_tokens=prompt.budget.max_new_tokens,
             temperature=temperature,
             top_p=self.settings.top_p,
@@ -232,8 +241,9 @@ class Assistant:
             await ready()
             started = time.perf_counter()  # the model call's time starts when the request leaves
 
-        # `ready` is the backend's to await: it connects and makes the request's bytes meanwhile
-        stream: AsyncIterator[str] = self.backend.stream(request, ready=sent_when_ready if ready else None)
+        if ready is not None:  # the caller's debounce: nothing reaches the model before it ends
+            await sent_when_ready()
+        stream: AsyncIterator[str] = self.backend.stream(request)
         # One record per model call, whatever its outcome: request id, action, sizes and timing.
         call = {"request": request.request_id, "backend": self.backend.name, "action": prompt.action}
         try:
@@ -307,7 +317,7 @@ def _checkable(doc: Document, offset: int) -> bool:
 
 class _CompletionStopper:
     """Decide from the partial reply that the completion is complete, so the stream can be closed; and
-    answer the clean-up's syntax questions (postprocess.Syntax) over the document, when there is one."""
+    answer the clean-up's syntax questions (lsp.cleanup.Syntax) over the document, when there is one."""
 
     def __init__(self, context: CodeContext, *, max_lines: int, doc: Document | None, offset: int | None) -> None:
         self.context = context

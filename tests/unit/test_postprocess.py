@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from lsp.assistant import _CompletionStopper
 from lsp.context.documents import Document
 from lsp.context.extract import block_end, context_at, parses_cleanly
-from lsp.postprocess import (
+from lsp.cleanup import (
     clean_completion,
     completion_decided,
     extract_code,
