@@ -16,6 +16,13 @@ from dataclasses import dataclass
 
 from lsp.backends.base import AFTER_ANSWER, Backend, GenerationRequest
 from lsp.chat_format import Message, render_codellama70b, render_messages
+from lsp.cleanup import (
+    clean_completion,
+    completion_decided,
+    extract_code,
+    prepare_cleanup,
+    reindent_block,
+)
 from lsp.config import Settings
 from lsp.context.documents import Document
 from lsp.context.extract import (
@@ -29,13 +36,6 @@ from lsp.context.extract import (
 from lsp.continuation import continuation_prompt, continuing
 from lsp.errors import BackendRejected
 from lsp.log import fields
-from lsp.cleanup import (
-    clean_completion,
-    completion_decided,
-    extract_code,
-    prepare_cleanup,
-    reindent_block,
-)
 from lsp.prompting import Budget, BuiltPrompt, build_prompt
 from lsp.templates import Action, PromptStore
 from lsp.tokens import CalibratedCounter, TokenCounter
@@ -363,6 +363,7 @@ class _CompletionStopper:
             single_line=context.single_line,
             max_lines=self.max_lines,
             syntax=self.syntax,
+            language=context.language,
         )
 
     def prepare(self) -> None:

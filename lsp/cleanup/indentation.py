@@ -38,13 +38,15 @@ def indent_unit(widths: Sequence[int]) -> int:
     return 4
 
 
-def reindent(code: str, prefix: str, suffix: str = "", anchor: Anchor | None = None) -> str:
+def reindent(
+    code: str, prefix: str, suffix: str = "", anchor: Anchor | None = None, *, relative: bool | None = None
+) -> str:
     """Give the code the cursor's indentation and the document's indent characters.
 
     The first line goes at the cursor; later lines keep their structure relative to a line whose place in
-    the document is known: a line the model restated (``anchor``), the first line when the cursor sits on
-    a blank line, else a guess from the current line (is the model's code relative to column 0, or already
-    at the document's columns?).
+    the document is known: a line the model restated (``anchor``), the model's own first line when it
+    carries an indentation, else the cursor's line, with the model's columns either relative to it or
+    already the document's (``relative``; decided from the evidence when None, see :func:`looks_relative`).
     """
     lines = code.split("\n")
     current = tail_lines(prefix)[-1]
@@ -57,37 +59,49 @@ def reindent(code: str, prefix: str, suffix: str = "", anchor: Anchor | None = N
         return style.width(indent, space_scale=scale)
 
     cursor = style.width(indentation_of(current))
-    rest = [line for line in lines[1:] if line.strip()]
-    if not current.strip():
-        first = next((line for line in lines if line.strip()), "")
-        model_first = width(indentation_of(first))
-        if anchor is not None:
-            delta = style.width(anchor[1]) - width(anchor[0])
-        elif cursor == 0:
-            delta = 0.0  # at column 0 the model's own columns are the only indentation there is
-        else:
-            delta = cursor - model_first
-        out = [
-            style.render(max(0.0, model_first + delta - cursor)) + lines[0].lstrip(" \t") if lines[0].strip() else ""
-        ]
+    written = [i for i, line in enumerate(lines) if line.strip()]
+    first = lines[written[0]] if written else ""
+    model_first = width(indentation_of(first)) if not current.strip() else 0.0
+    if anchor is not None:
+        delta = style.width(anchor[1]) - width(anchor[0])
+    elif cursor == 0:
+        delta = 0.0  # at column 0 the model's own columns are the only indentation there is
+    elif model_first > 0:
+        delta = cursor - model_first  # the model's own first line says where its columns start
     else:
-        if anchor is not None:
-            delta = style.width(anchor[1]) - width(anchor[0])
-        elif rest:
-            first_rest = width(indentation_of(rest[0]))
-            lowest = min(width(indentation_of(line)) for line in rest)
-            opens = (current + lines[0]).rstrip().endswith(OPENERS)
-            relative = first_rest <= cursor if opens else lowest < cursor
-            delta = cursor if relative else 0.0
-        else:
-            delta = 0.0
+        if relative is None:
+            # the first line: the cursor's line and what the model wrote on it, else the model's first line
+            later = [i for i in written if i > 0] if current.strip() else written[1:]
+            opener = current + lines[0] if current.strip() else lines[written[0]]
+            following = [width(indentation_of(lines[i])) for i in later]
+            # the model's own step between levels (its code is the evidence; the document may show none)
+            unit = style.unit if style.tabs or not model_spaces else indent_unit(model_spaces)
+            relative = looks_relative(opener.rstrip().endswith(OPENERS), following, cursor, unit)
+        delta = cursor if relative else 0.0
+    if current.strip():
         out = [lines[0]]
+    else:
+        head = lines[0].lstrip(" \t")
+        out = [style.render(max(0.0, model_first + delta - cursor)) + head if head else ""]
     for line in lines[1:]:
         if not line.strip():
             out.append("")
             continue
         out.append(style.render(max(0.0, width(indentation_of(line)) + delta)) + line.lstrip(" \t"))
     return "\n".join(out)
+
+
+def looks_relative(opens: bool, following: Sequence[float], cursor: float, unit: int) -> bool:
+    """Whether the lines after a first line written at the cursor (at column ``cursor``) are indented from
+    column 0 (relative to it) rather than at the document's columns already, from the second line's width:
+    after a line that opens a block it must be one level deeper than the first line, after any other line
+    at the first line's level or less (any deeper, read as relative, would be an unexpected indent)."""
+    if not following or cursor == 0:
+        return False
+    second = following[0]
+    if opens:
+        return second <= cursor or abs(second - unit) < abs(second - (cursor + unit))
+    return second == 0
 
 
 def reindent_block(code: str, original: str) -> str:
@@ -104,7 +118,7 @@ def reindent_block(code: str, original: str) -> str:
 
 @functools.lru_cache(maxsize=16)
 def style_around(window: str, cut: bool, suffix_head: str) -> Style:
-    return Style([*tail_of(window, cut)[:-1], *suffix_head.split("\n")])
+    return Style([*tail_of(window, cut), *suffix_head.split("\n")])  # with the cursor's line: its indentation
 
 
 def prepare_cleanup(prefix: str, suffix: str) -> None:

@@ -9,6 +9,7 @@ from lsp.chat_format import unescape
 from lsp.cleanup.extraction import extract_code, is_prose
 from lsp.cleanup.indentation import reindent
 from lsp.cleanup.overlaps import Anchor, strip_prefix_overlap, strip_suffix_overlap
+from lsp.cleanup.python_indentation import PythonIndentation
 from lsp.cleanup.text import (
     FENCE_OPEN,
     WINDOW,
@@ -48,11 +49,14 @@ def clean_completion(
     single_line: bool,
     max_lines: int,
     syntax: Syntax | None = None,
+    language: str = "",
 ) -> str:
     """What to insert at the cursor, given the model's reply and the document around the cursor.
 
     With ``syntax``: the suggestion stops where the block the cursor is in ends, and it is cut back to the
-    longest run of its first lines that adds no syntax error (nothing if even the first line adds one).
+    longest run of its first lines that adds no syntax error (nothing if even the first line adds one);
+    where the indentation could be read two ways, the reading that parses wins. ``language`` (a display
+    name) adds the checks tree-sitter cannot make: Python's indentation.
     """
     eol = document_eol(prefix, suffix)
     prefix, suffix = lf(prefix[-WINDOW:]), lf(suffix[:WINDOW])
@@ -62,19 +66,35 @@ def clean_completion(
     code = strip_suffix_overlap(code, suffix)
     if not code.strip():
         return ""
-    code = reindent(code, prefix, suffix, anchor).rstrip()
-    checker = None if syntax is None else InDocumentEol(syntax, eol)
+    checker: Syntax | None = None
+    if syntax is not None:
+        checker = InDocumentEol(syntax, eol)
+        if language == "Python":
+            checker = PythonIndentation(checker, prefix, suffix)
+    lines = _fitted(reindent(code, prefix, suffix, anchor), checker, single_line, max_lines)
+    if checker is not None:
+        kept = _parsing_lines(lines, checker)
+        if len(kept) < len(lines) and anchor is None:
+            # The other reading of the model's indentation (relative to the cursor, or already absolute)
+            for relative in (True, False):
+                other = _fitted(reindent(code, prefix, suffix, relative=relative), checker, single_line, max_lines)
+                if other != lines and len(fits := _parsing_lines(other, checker)) > len(kept):
+                    kept = fits
+        lines = kept
+    text = "\n".join(line.rstrip() for line in lines).rstrip()
+    if not text.strip():
+        return ""
+    return text.replace("\n", eol) if eol != "\n" else text
+
+
+def _fitted(code: str, checker: Syntax | None, single_line: bool, max_lines: int) -> list[str]:
+    """The lines of ``code`` up to where the block the cursor is in ends, at most ``max_lines``."""
+    code = code.rstrip()
     if checker is not None and not single_line:
         end = checker.block_end(code)
         if end is not None and code[end:].strip():
             code = code[:end].rstrip()
-    lines = code.split("\n")[:max_lines]
-    if checker is not None:
-        lines = _parsing_lines(lines, checker)
-    text = "\n".join(lines).rstrip()
-    if not text.strip():
-        return ""
-    return text.replace("\n", eol) if eol != "\n" else text
+    return code.split("\n")[:max_lines]
 
 
 def _first_line(code: str) -> str:

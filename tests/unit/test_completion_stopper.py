@@ -7,8 +7,8 @@ import pytest
 
 import lsp.assistant
 from lsp.assistant import _CompletionStopper
-from lsp.context import Document, context_at
 from lsp.cleanup import clean_completion
+from lsp.context import Document, context_at
 
 SOURCE = (
     "import math\n\n\n"
