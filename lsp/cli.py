@@ -97,7 +97,16 @@ def _parser() -> argparse.ArgumentParser:
     prompt.add_argument("--json", action="store_true", help="print the whole TGI request body")
 
     sub.add_parser("check", parents=[common], help="probe the backend and print what it found")
+    _eval_parser(sub, common)
     return parser
+
+
+def _eval_parser(sub: Any, common: argparse.ArgumentParser) -> None:
+    from lsp.evaluation import add_eval_arguments
+
+    add_eval_arguments(
+        sub.add_parser("eval", parents=[common], help="measure completions on a repository's code (a table, JSON)")
+    )
 
 
 def _cli_overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -377,10 +386,18 @@ async def _check(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _eval(args: argparse.Namespace) -> int:
+    from lsp.evaluation import evaluate
+
+    async with _Session(args) as session:
+        return await evaluate(args, session.assistant)
+
+
 _COMMANDS = {
     "complete": _complete,
     "explain": _explain,
     "refactor": _refactor,
     "prompt": _prompt,
     "check": _check,
+    "eval": _eval,
 }

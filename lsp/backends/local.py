@@ -231,6 +231,10 @@ class LocalBackend:
         await self._model()
         cutter = StopCutter(request.stop)
         budget = max(1, request.max_new_tokens) * MAX_CHARS_PER_TOKEN
+        # Token healing: a prompt ending in a space is sent without it (tokenizers attach a space to the word
+        # after it, so a model continuing after a bare space writes odd tokens, or a space too many) and the
+        # space the model writes back is dropped, so the text still follows the prompt as given.
+        healing = " " if request.prompt.endswith(" ") else ""
         async with self._lock:
             run = await self._call(self._start, request)
             try:
@@ -238,6 +242,8 @@ class LocalBackend:
                     text = await self._call(self._step, run)
                     if text is None:
                         break
+                    if healing and text:
+                        text, healing = text.removeprefix(healing), ""
                     out = cutter.feed(text[:budget])
                     budget -= len(text)
                     if out:
@@ -377,7 +383,8 @@ class LocalBackend:
         try:
             if request.prompt:
                 # Token ids, not text: llama-cpp-python would read special tokens in the document's text.
-                tokens = llm.tokenize(utf8_text(request.prompt).encode("utf-8"), add_bos=True, special=False)
+                prompt = utf8_text(request.prompt).removesuffix(" ")  # (see token healing in stream())
+                tokens = llm.tokenize(prompt.encode("utf-8"), add_bos=True, special=False)
                 evaluated = len(tokens) - _shared_prefix(llm.input_ids[: llm.n_tokens], tokens)
                 chunks = iter(llm.create_completion(tokens, **sampling))
             else:
