@@ -25,6 +25,7 @@ from lsprotocol import types
 from pygls.exceptions import JsonRpcInvalidParams
 
 from lsp.assistant import ActionResult
+from lsp.cleanup.rewrites import rewrite_warning
 from lsp.context.documents import Document
 from lsp.context.positions import LineIndex
 from lsp.errors import CodellamaError
@@ -131,7 +132,7 @@ def _resolved(ls: CodellamaServer, action: types.CodeAction, delivery: Delivery)
         )
     elif delivery.kind == "review":
         action.command = types.Command(
-            title=f"{delivery.title} (proposal does not parse)",
+            title=f"{delivery.title} ({'proposal does not parse' if delivery.reason == UNPARSABLE else 'review it'})",
             command=REVIEW_PROPOSAL,
             arguments=[delivery.proposal()],
         )
@@ -232,6 +233,9 @@ async def perform(ls: CodellamaServer, request: Request) -> ActionResult | None:
     return result
 
 
+UNPARSABLE = "the proposed code would introduce syntax errors"
+
+
 def deliver(ls: CodellamaServer, request: Request, result: ActionResult) -> Delivery:
     """The result as the client should get it; nothing stale is ever made into an edit."""
     doc = request.doc
@@ -249,7 +253,10 @@ def deliver(ls: CodellamaServer, request: Request, result: ActionResult) -> Deli
         reason = "the document changed while the model was working; nothing was applied, ask again"
         return replace(base, kind="stale", reason=reason)
     if result.parses is False:
-        return replace(base, kind="review", reason="the proposed code would introduce syntax errors")
+        return replace(base, kind="review", reason=UNPARSABLE)
+    # A model too small for the task may answer with unrelated code: shown for review, not applied.
+    if warning := rewrite_warning(doc.text[result.start : result.end], result.text, doc.language_id):
+        return replace(base, kind="review", reason=warning)
     return replace(base, kind="edit", edit=text_edit(doc.uri, result.version, target, result.text))
 
 
