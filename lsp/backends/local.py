@@ -150,6 +150,16 @@ class _Speeds:
             self.answer = 0.5 * self.answer + 0.5 * answer_tokens / answer_seconds
 
 
+@dataclass(frozen=True)
+class RequestStats:
+    """What the last request cost: its prompt's tokens, how many of them llama.cpp evaluated (the others it
+    kept from the request before), and the tokens generated."""
+
+    prompt_tokens: int
+    evaluated: int
+    generated: int
+
+
 @dataclass
 class _Run:
     """One request on the worker thread: its chunks, its cancel flag, and what it evaluated when."""
@@ -157,6 +167,7 @@ class _Run:
     chunks: Iterator[Any]
     cancel: threading.Event
     started: float
+    prompt_tokens: int
     evaluated: int  # prompt tokens llama.cpp evaluates (the rest it reuses from the previous request)
     armed: bool = True  # the abort callback is set (for the prompt's evaluation)
     first_at: float = 0.0
@@ -181,6 +192,7 @@ class LocalBackend:
         self._n_ctx_train: int | None = None
         self.load_seconds: float | None = None
         self.speeds = _Speeds()
+        self.last_request: RequestStats | None = None
         self._load_lock = asyncio.Lock()
         self._lock = asyncio.Lock()  # one generation at a time
         # The cancel flag of the request being served: swapped on the worker thread when a request starts,
@@ -379,13 +391,14 @@ class LocalBackend:
         }
         if request.stop:
             sampling["stop"] = list(request.stop)
-        evaluated = 0
+        evaluated = length = 0
         try:
             if request.prompt:
                 # Token ids, not text: llama-cpp-python would read special tokens in the document's text.
                 prompt = utf8_text(request.prompt).removesuffix(" ")  # (see token healing in stream())
                 tokens = llm.tokenize(prompt.encode("utf-8"), add_bos=True, special=False)
-                evaluated = len(tokens) - _shared_prefix(llm.input_ids[: llm.n_tokens], tokens)
+                length = len(tokens)
+                evaluated = length - _shared_prefix(llm.input_ids[: llm.n_tokens], tokens)
                 chunks = iter(llm.create_completion(tokens, **sampling))
             else:
                 messages = [{**m, "content": utf8_text(m["content"])} for m in render_messages(request.messages)]
@@ -393,7 +406,7 @@ class LocalBackend:
         except Exception as error:
             raise _generation_error(error) from error
         self._arm(True)
-        return _Run(chunks, cancel, time.perf_counter(), evaluated)
+        return _Run(chunks, cancel, time.perf_counter(), length, evaluated)
 
     def _step(self, run: _Run) -> str | None:
         """The next piece of text (possibly empty), or None at the end. Runs one generation step."""
@@ -430,6 +443,7 @@ class LocalBackend:
     def _finish(self, run: _Run) -> None:
         self._disarm(run)
         _close_quietly(run.chunks)
+        self.last_request = RequestStats(run.prompt_tokens, run.evaluated, run.tokens)
         if run.first_at:
             answered = time.perf_counter() - run.first_at
             self.speeds.observe(run.evaluated, run.first_at - run.started, run.tokens - 1, answered)
