@@ -5,10 +5,8 @@ repository installed from PyPI (cached under the user's cache folder, never comm
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
-import tarfile
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +14,7 @@ import pytest
 
 from lsp.evaluation import make_tasks
 from tests.conftest import TGI, clean_env
+from tests.support.eval_repository import cached_repository
 
 pytestmark = pytest.mark.slow
 
@@ -24,8 +23,6 @@ STATS = """def mean(values: list[float]) -> float:
         return 0.0
     return sum(values) / len(values)
 """
-# A small real project: tomli's sdist (four Python modules, about 800 lines).
-REPOSITORY = ("tomli", "2.0.1")
 
 
 def run_eval(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -68,36 +65,6 @@ def test_a_missing_repository_is_a_clear_error(tmp_path: Path) -> None:
     done = run_eval(str(tmp_path / "nowhere"), "--endpoint", "http://127.0.0.1:9")
     assert done.returncode == 1
     assert "does not exist" in done.stderr and "Traceback" not in done.stderr
-
-
-def cached_repository() -> Path:
-    """tomli's sources, from its sdist on PyPI, kept in the user's cache folder between runs."""
-    name, version = REPOSITORY
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "codellama-lsp" / "eval"
-    source = cache / f"{name}-{version}" / "src"
-    if source.is_dir():
-        return source
-    cache.mkdir(parents=True, exist_ok=True)
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "download",
-            "--quiet",
-            "--no-deps",
-            "--no-binary",
-            ":all:",
-            f"{name}=={version}",
-            "-d",
-            str(cache),
-        ],
-        check=True,
-        timeout=300,
-    )
-    with tarfile.open(cache / f"{name}-{version}.tar.gz") as archive:
-        archive.extractall(cache, filter="data")
-    return source
 
 
 def test_the_embedded_model_on_a_real_repository(tmp_path: Path) -> None:
