@@ -501,12 +501,6 @@ def _training_context(llm: Any) -> int | None:
         return None
 
 
-def _context_threads(llm: Any) -> int | None:
-    params = getattr(llm, "context_params", None)
-    threads = getattr(params, "n_threads", None)
-    return int(threads) if isinstance(threads, int) else None
-
-
 def _llama_cpp_version() -> str | None:
     try:
         import llama_cpp

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import pytest_lsp
+from lsprotocol import types
 from pytest_lsp import ClientServerConfig, LanguageClient
 
 from lsp.cleanup.rewrites import lost_names, rewrite_warning
@@ -31,13 +32,16 @@ async def client(lsp_client: LanguageClient, tgi: TGI, editor: Editor):
     await lsp_client.shutdown_session()
 
 
-async def test_an_unrelated_rewrite_is_shown_for_review(client: LanguageClient, tgi: TGI, editor: Editor) -> None:
-    unrelated = "def fibonacci(n):\n    return n if n < 2 else fibonacci(n - 1) + fibonacci(n - 2)"
-    tgi.script({"text": f"```python\n{unrelated}\n```"})
+async def refactor(client: LanguageClient, tgi: TGI, editor: Editor, reply: str) -> types.CodeAction:
+    """The Refactor action resolved inside `mean`, the model answering ``reply``."""
+    tgi.script({"text": f"```python\n{reply}\n```"})
     uri = editor.uri("stats.py")
     open_doc(client, uri, SOURCE)
-    actions = await actions_at(client, uri, IN_MEAN)
-    resolved = await client.code_action_resolve_async(actions["CodeLlama: Refactor"])
+    return await client.code_action_resolve_async((await actions_at(client, uri, IN_MEAN))["CodeLlama: Refactor"])
+
+
+async def test_an_unrelated_rewrite_is_shown_for_review(client: LanguageClient, tgi: TGI, editor: Editor) -> None:
+    resolved = await refactor(client, tgi, editor, "def fibonacci(n):\n    return n if n < 2 else fibonacci(n - 1)")
     assert resolved.edit is None and resolved.command is not None
     assert resolved.command.command == "codellama.reviewProposal"
     [proposal] = resolved.command.arguments or []
@@ -45,12 +49,7 @@ async def test_an_unrelated_rewrite_is_shown_for_review(client: LanguageClient, 
 
 
 async def test_a_faithful_rewrite_is_an_edit(client: LanguageClient, tgi: TGI, editor: Editor) -> None:
-    faithful = "def mean(values):\n    return sum(values) / len(values)"
-    tgi.script({"text": f"```python\n{faithful}\n```"})
-    uri = editor.uri("stats.py")
-    open_doc(client, uri, SOURCE)
-    actions = await actions_at(client, uri, IN_MEAN)
-    resolved = await client.code_action_resolve_async(actions["CodeLlama: Refactor"])
+    resolved = await refactor(client, tgi, editor, "def mean(values):\n    return sum(values) / len(values)")
     assert resolved.edit is not None and resolved.command is None
 
 
