@@ -104,7 +104,7 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
-def free_cores() -> int:
+def default_threads() -> int:
     """The cores other work leaves free right now (all of them on an idle machine), at least one."""
     cores = available_cores()
     try:
@@ -312,7 +312,7 @@ class LocalBackend:
         return self._llm
 
     def _threads(self) -> int:
-        return self._fixed_threads or free_cores()
+        return self._fixed_threads or default_threads()
 
     def _load(self) -> None:
         """Load the model on the worker thread (and set it there, so a later `_free` always sees it)."""
