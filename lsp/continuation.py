@@ -62,11 +62,10 @@ def continuation_prompt(spec: ActionSpec, context: CodeContext, budget: Completi
     header = f"{comment} {context.path}\n"
     room = max(0, max_chars - len(others) - len(header))
     window = code_window(context.prefix, room)
-    scopes = ""
-    if window != context.prefix and context.scopes:
-        # The window begins inside a definition: say which, as the file would have shown it.
-        signatures = " > ".join(" ".join(scope.signature.split()) for scope in context.scopes)
-        scopes = f"{comment} in: {signatures}\n"
+    scopes = _outside(context, window, comment)
+    if scopes:  # the window begins inside definitions: say which, as the file would have shown them
+        window = code_window(context.prefix, max(0, room - len(scopes)))
+        scopes = _outside(context, window, comment)
     text = others + header + scopes + window
     tokens = int(len(text) / CHARS_PER_TOKEN) + 1
     parts = {"definitions": len(others), "code": len(window), "scopes": len(scopes)}
@@ -88,6 +87,15 @@ def code_window(prefix: str, max_chars: int) -> str:
     first = next((i for i, start in enumerate(starts) if start >= earliest), len(starts) - 1)
     snapped = -(-first // WINDOW_STEP) * WINDOW_STEP  # the next step at or after it
     return prefix[starts[min(snapped, len(starts) - 1)] :]
+
+
+def _outside(context: CodeContext, window: str, comment: str) -> str:
+    """A comment naming the definitions the cursor is in whose headers are above ``window`` ("" if none)."""
+    first_line = context.prefix.count("\n") - window.count("\n")
+    above = [scope for scope in context.scopes if scope.start_line < first_line]
+    if not above:
+        return ""
+    return f"{comment} in: {' > '.join(' '.join(scope.signature.split()) for scope in above)}\n"
 
 
 def _other_files(definitions: Sequence[Snippet], path: str, comment: str, max_chars: int) -> str:
