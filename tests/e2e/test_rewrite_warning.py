@@ -3,6 +3,8 @@ through the real server, never applied as an edit; a faithful rewrite still is a
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -67,3 +69,14 @@ async def test_a_faithful_rewrite_is_an_edit(client: LanguageClient, tgi: TGI, e
 def test_lost_names(language: str, original: str, rewrite: str, lost: list[str]) -> None:
     assert lost_names(original, rewrite, language) == lost
     assert (rewrite_warning(original, rewrite, language) is None) == (not lost)
+
+
+def test_refactor_apply_does_not_write_an_unrelated_rewrite(tgi: TGI, tmp_path: Path) -> None:
+    source = tmp_path / "stats.py"
+    source.write_text(SOURCE)
+    tgi.script({"text": "```python\ndef fibonacci(n):\n    return n\n```"})
+    command = [sys.executable, "-m", "lsp", "refactor", f"{source}:1-5", "--endpoint", tgi.url, "--apply"]
+    done = subprocess.run(command, capture_output=True, text=True, env=clean_env(), timeout=120, check=False)
+    assert done.returncode == 1
+    assert "no longer defines `mean`" in done.stderr and "not applied" in done.stderr
+    assert source.read_text() == SOURCE
