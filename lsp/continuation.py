@@ -20,9 +20,6 @@ from lsp.context.languages import LANGUAGES
 from lsp.prompting import Budget, BuiltPrompt
 from lsp.templates import ActionSpec
 
-# Characters per token of code for small models' tokenizers (SmolLM2: 3.8 on Python); a little under it,
-# so the prompt stays within its budget.
-CHARS_PER_TOKEN = 3.3
 DEFINITIONS_SHARE = 0.25  # of the prompt, at most, for code from other files
 # The window's first line moves in steps of this many lines: typing (which moves the cursor and the
 # window's end) leaves its start, and so the evaluated prompt, in place.
@@ -32,6 +29,7 @@ WINDOW_STEP = 16
 class CompletionBudget(Protocol):
     prompt_tokens: int
     max_new_tokens: int
+    chars_per_token: float  # of the code the model was given lately: what turns tokens into characters
 
 
 class ContinuingBackend(Protocol):
@@ -56,7 +54,7 @@ def line_comment(language: str) -> str:
 
 def continuation_prompt(spec: ActionSpec, context: CodeContext, budget: CompletionBudget) -> BuiltPrompt:
     """The prompt (raw text) for completing at ``context``'s cursor, within ``budget``."""
-    max_chars = int(budget.prompt_tokens * CHARS_PER_TOKEN)
+    max_chars = int(budget.prompt_tokens * budget.chars_per_token)
     comment = line_comment(context.language)
     others = _other_files(context.definitions, context.path, comment, int(max_chars * DEFINITIONS_SHARE))
     header = f"{comment} {context.path}\n"
@@ -67,7 +65,7 @@ def continuation_prompt(spec: ActionSpec, context: CodeContext, budget: Completi
         window = code_window(context.prefix, max(0, room - len(scopes)))
         scopes = _outside(context, window, comment)
     text = others + header + scopes + window
-    tokens = int(len(text) / CHARS_PER_TOKEN) + 1
+    tokens = int(len(text) / budget.chars_per_token) + 1
     parts = {"definitions": len(others), "code": len(window), "scopes": len(scopes)}
     limits = Budget(budget.prompt_tokens, budget.max_new_tokens, None, None)
     return BuiltPrompt("complete", spec, [], text, tokens, limits, exact=False, parts=parts)

@@ -102,6 +102,10 @@ class _Run:
     armed: bool = True  # the abort callback is set (for the prompt's evaluation)
     first_at: float = 0.0
     tokens: int = 0
+    finish: str | None = None  # why llama.cpp ended the generation ("stop", "length")
+    heal: str = ""  # the prompt's last token, left out for the model to write (see _start)
+    healing: str = ""  # what the model wrote of it so far
+    lines: bool = False  # a whole line of a continuation was yielded
 
 
 class LocalBackend:
@@ -169,12 +173,13 @@ class LocalBackend:
 
     async def stream(self, request: GenerationRequest) -> AsyncGenerator[str, None]:
         await self._model()
-        cutter = StopCutter(request.stop)
+        # A continuation is code: a fence is the model closing a markdown block it imagines around it.
+        cutter = StopCutter((*request.stop, "```") if request.prompt else request.stop)
         budget = max(1, request.max_new_tokens) * MAX_CHARS_PER_TOKEN
-        # Token healing: a prompt ending in a space is sent without it (tokenizers attach a space to the word
-        # after it, so a model continuing after a bare space writes odd tokens, or a space too many) and the
-        # space the model writes back is dropped, so the text still follows the prompt as given.
-        healing = " " if request.prompt.endswith(" ") else ""
+        # A continuation comes out in whole lines: one cut by the token limit ends at its last complete line
+        # rather than in the middle of a name.
+        lines = bool(request.prompt)
+        held = ""
         async with self._lock:
             run = await self._call(self._start, request)
             try:
@@ -182,15 +187,20 @@ class LocalBackend:
                     text = await self._call(self._step, run)
                     if text is None:
                         break
-                    if healing and text:
-                        text, healing = text.removeprefix(healing), ""
+                    if run.heal:
+                        text = _healed(run, text)
                     out = cutter.feed(text[:budget])
                     budget -= len(text)
+                    if lines:
+                        out, held = _whole_lines(held + out)
+                        run.lines = run.lines or bool(out)
                     if out:
                         yield out
                     if cutter.stopped:
                         break
-                if tail := cutter.flush():
+                tail = held + cutter.flush() if not run.heal else held  # (all of it was the dropped token)
+                cut = budget <= 0 or run.finish == "length"
+                if tail and not (lines and cut and run.lines):
                     yield tail
             finally:
                 # Stop a prompt evaluation in progress at once, then end the generator on the worker: the
@@ -320,11 +330,20 @@ class LocalBackend:
         if request.stop:
             sampling["stop"] = list(request.stop)
         evaluated = length = 0
+        heal = ""
         try:
             if request.prompt:
                 # Token ids, not text: llama-cpp-python would read special tokens in the document's text.
-                prompt = utf8_text(request.prompt).removesuffix(" ")  # (see token healing in stream())
-                tokens = llm.tokenize(prompt.encode("utf-8"), add_bos=True, special=False)
+                tokens = llm.tokenize(utf8_text(request.prompt).encode("utf-8"), add_bos=True, special=False)
+                self.speeds.observe_prompt(len(request.prompt), len(tokens))
+                heal = llm.detokenize(tokens[-1:]).decode("utf-8", "replace") if len(tokens) > 1 else ""
+                if heal and not heal.strip():
+                    # Token healing: the prompt ends in blanks (a space, a line break and indentation), whose
+                    # token the model would have merged with what follows; without it, the model writes
+                    # that token itself (then dropped from its text), where after it it writes nonsense.
+                    tokens = tokens[:-1]
+                else:
+                    heal = ""
                 length = len(tokens)
                 evaluated = length - _shared_prefix(llm.input_ids[: llm.n_tokens], tokens)
                 chunks = iter(llm.create_completion(tokens, **sampling))
@@ -334,7 +353,7 @@ class LocalBackend:
         except Exception as error:
             raise _generation_error(error) from error
         self._arm(True)
-        return _Run(chunks, cancel, time.perf_counter(), length, evaluated)
+        return _Run(chunks, cancel, time.perf_counter(), length, evaluated, heal=heal)
 
     def _step(self, run: _Run) -> str | None:
         """The next piece of text (possibly empty), or None at the end. Runs one generation step."""
@@ -360,6 +379,7 @@ class LocalBackend:
         run.tokens += 1
         choices = chunk.get("choices") or [{}]
         choice = choices[0]
+        run.finish = choice.get("finish_reason") or run.finish
         content = (choice.get("delta") or {}).get("content") if "delta" in choice else choice.get("text")
         return content if isinstance(content, str) else ""
 
@@ -387,6 +407,24 @@ class LocalBackend:
         llm, self._llm = self._llm, None
         if llm is not None:
             llm.close()
+
+
+def _healed(run: _Run, text: str) -> str:
+    """``text`` without what rewrites the prompt's dropped last token (held until that is decided)."""
+    run.healing += text
+    if len(run.healing) < len(run.heal) and run.heal.startswith(run.healing):
+        return ""  # still writing the token
+    common = 0
+    while common < min(len(run.healing), len(run.heal)) and run.healing[common] == run.heal[common]:
+        common += 1
+    text, run.heal, run.healing = run.healing[common:], "", ""
+    return text
+
+
+def _whole_lines(text: str) -> tuple[str, str]:
+    """``text`` up to its last line break, and the rest."""
+    cut = text.rfind("\n") + 1
+    return text[:cut], text[cut:]
 
 
 def _shared_prefix(old: Any, new: list[int]) -> int:

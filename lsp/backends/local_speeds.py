@@ -6,11 +6,12 @@ from dataclasses import dataclass
 
 # What a completion may cost, in seconds of this machine's measured speeds: the prompt (when nothing of it
 # was evaluated before) and the answer.
-PROMPT_SECONDS = 1.6
+PROMPT_SECONDS = 1.2
 ANSWER_SECONDS = 0.7
 # Speeds assumed before the first request measured them (tokens per second: SmolLM2-135M on one busy core).
 INITIAL_PROMPT_SPEED = 150.0
 INITIAL_ANSWER_SPEED = 60.0
+INITIAL_CHARS_PER_TOKEN = 3.0  # of code, for SmolLM2's tokenizer: Go 2.8, Python and JavaScript 3.2
 PROMPT_TOKENS = (192, 2048)  # the least a completion's prompt is given, and the most
 ANSWER_TOKENS = (24, 128)
 
@@ -21,6 +22,7 @@ class CompletionBudget:
 
     prompt_tokens: int
     max_new_tokens: int
+    chars_per_token: float = INITIAL_CHARS_PER_TOKEN  # of the last prompts: what fits the budget
 
 
 class Speeds:
@@ -29,6 +31,11 @@ class Speeds:
     def __init__(self) -> None:
         self.prompt = INITIAL_PROMPT_SPEED
         self.answer = INITIAL_ANSWER_SPEED
+        self.chars_per_token = INITIAL_CHARS_PER_TOKEN
+
+    def observe_prompt(self, chars: int, tokens: int) -> None:
+        if tokens >= 32:
+            self.chars_per_token = 0.5 * self.chars_per_token + 0.5 * chars / tokens
 
     def observe(self, prompt_tokens: int, prompt_seconds: float, answer_tokens: int, answer_seconds: float) -> None:
         # Short runs say little (a 3-token prompt is all overhead): only long enough ones count.
@@ -41,4 +48,6 @@ class Speeds:
         """A completion's prompt (at most ``max_prompt_tokens``) and answer at these speeds."""
         prompt = min(int(self.prompt * PROMPT_SECONDS), PROMPT_TOKENS[1], max_prompt_tokens)
         answer = min(int(self.answer * ANSWER_SECONDS), ANSWER_TOKENS[1])
-        return CompletionBudget(max(PROMPT_TOKENS[0], prompt), max(ANSWER_TOKENS[0], answer))
+        return CompletionBudget(
+            max(PROMPT_TOKENS[0], prompt), max(ANSWER_TOKENS[0], answer), round(self.chars_per_token, 2)
+        )

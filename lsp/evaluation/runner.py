@@ -3,7 +3,7 @@
 Each task's document is opened as the server opens one (parsed by tree-sitter), and completed with
 :meth:`Assistant.complete`: context, budget, prompt, the backend, the clean-up with its syntax checks.
 Only the measuring is added: a wrapper around the backend counts the tokens it streams (one streamed
-chunk is one token for TGI's and llama.cpp's streams).
+chunk is one token in TGI's stream; the embedded backend, which streams whole lines, reports its count).
 """
 
 from __future__ import annotations
@@ -83,6 +83,9 @@ async def _run_one(assistant: Assistant, meter: Meter, task: Task) -> Outcome:
     except CodellamaError as failure:
         error = str(failure) or type(failure).__name__
     seconds = time.perf_counter() - started
+    # The embedded backend streams whole lines: it counts its tokens itself.
+    stats = getattr(meter.backend, "last_request", None)
+    tokens = stats.generated if stats is not None and not error else meter.tokens
     parses = True
     if inserted:
         parses = parses_cleanly(doc, task.offset, task.offset, inserted)
@@ -98,6 +101,6 @@ async def _run_one(assistant: Assistant, meter: Meter, task: Task) -> Outcome:
         inserted=inserted,
         parses=parses,
         seconds=seconds,
-        tokens=meter.tokens,
+        tokens=tokens,
         error=error,
     )

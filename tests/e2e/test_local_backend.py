@@ -211,6 +211,18 @@ async def test_a_continuation_prompt_is_continued_as_code(local: LocalBackend) -
     assert not text.startswith(" ")
 
 
+async def test_a_continuation_is_whole_lines_after_a_healed_line_break(local: LocalBackend) -> None:
+    prompt = "def scale(values, factor):\n    result = []\n    for v in values:\n"
+    short = await local.generate(GenerationRequest([], max_new_tokens=16, temperature=0.0, prompt=prompt))
+    longer = await local.generate(GenerationRequest([], max_new_tokens=60, temperature=0.0, prompt=prompt))
+    # The prompt's last token (a bare line break, which the model merges with the indentation after it) was
+    # left for the model to write: its indentation comes back, not a stray token at column 0.
+    assert short.startswith("        ") and short.strip()
+    # Cut by the token limit, the text ends at its last complete line.
+    assert short.endswith("\n") and longer.startswith(short)
+    assert "```" not in longer  # a fence ends a continuation
+
+
 async def test_special_tokens_in_a_continuation_prompt_are_plain_text(local: LocalBackend) -> None:
     import llama_cpp
 

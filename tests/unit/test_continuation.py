@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from lsp.context.documents import Document
 from lsp.context.extract import Snippet, context_at
-from lsp.continuation import CHARS_PER_TOKEN, code_window, continuation_prompt, continuing, line_comment
+from lsp.continuation import code_window, continuation_prompt, continuing, line_comment
 from lsp.templates import PromptStore
 
 SPEC = PromptStore().spec("complete")
@@ -18,6 +18,7 @@ LONG = "".join(f"def f{i}(x: int) -> int:\n    return x + {i}\n\n\n" for i in ra
 class Budget:
     prompt_tokens: int = 300
     max_new_tokens: int = 40
+    chars_per_token: float = 3.3
 
 
 def test_a_short_file_is_the_whole_prompt_after_its_path() -> None:
@@ -33,7 +34,7 @@ def test_a_long_file_fits_the_budget_and_says_which_definition_the_window_is_in(
     text = "class Store:\n" + methods + "    def last(self) -> int:\n        return 1\n"
     doc = Document("file:///w/store.py", "python", 1, text)
     prompt = continuation_prompt(SPEC, context_at(doc, len(text) - 2), Budget())
-    assert len(prompt.text) <= 300 * CHARS_PER_TOKEN
+    assert len(prompt.text) <= 300 * 3.3
     assert "# in: class Store:" in prompt.text
     assert prompt.text.endswith("    def last(self) -> int:\n        return ")  # the prefix, to the cursor
 
