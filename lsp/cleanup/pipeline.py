@@ -123,10 +123,12 @@ def completion_decided(
     single_line: bool,
     max_lines: int,
     syntax: Syntax | None = None,
+    language: str = "",
 ) -> bool:
     """Whether the partial ``reply`` already holds the whole completion, so the stream can be closed: the
     code block closed, the line of a single-line completion ended, ``max_lines`` lines came, the model
     started repeating the code after the cursor, or the block the cursor is in ended before the last line.
+    (``language`` is the clean-up's: the decision does not depend on it.)
     """
     text = lf(unescape(reply))
     match = FENCE_OPEN.search(text)
