@@ -102,6 +102,7 @@ class Assistant:
         """The model's reply to ``prompt``, read until the stream ends or ``stop_when`` says it is decided."""
         request = GenerationRequest(
             messages=prompt.messages,
+            prompt="" if prompt.messages else prompt.text,  # a continuation prompt has no messages
             max_new_tokens=prompt.budget.max_new_tokens,
             temperature=temperature,
             top_p=self.settings.top_p,

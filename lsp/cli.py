@@ -101,7 +101,16 @@ def _parser() -> argparse.ArgumentParser:
     prompt.add_argument("--json", action="store_true", help="print the whole TGI request body")
 
     sub.add_parser("check", parents=[common], help="probe the backend and print what it found")
+    _eval_parser(sub, common)
     return parser
+
+
+def _eval_parser(sub: Any, common: argparse.ArgumentParser) -> None:
+    from lsp.evaluation import add_eval_arguments
+
+    add_eval_arguments(
+        sub.add_parser("eval", parents=[common], help="measure completions on a repository's code (a table, JSON)")
+    )
 
 
 def _cli_overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -250,9 +259,18 @@ async def _refactor(args: argparse.Namespace) -> int:
     if result.parses is False:
         sys.stderr.write("codellama-lsp: warning: the result does not parse; not applied\n")
         return 1 if args.apply else 0
+    if warning := _rewrite_warning(doc, result):
+        sys.stderr.write(f"codellama-lsp: warning: {warning}; not applied\n")
+        return 1 if args.apply else 0
     if args.apply:
         Path(path).write_text(new_text, encoding="utf-8")
     return 0
+
+
+def _rewrite_warning(doc: Any, result: Any) -> str | None:
+    from lsp.cleanup.rewrites import rewrite_warning
+
+    return rewrite_warning(doc.text[result.start : result.end], result.text, doc.language_id)
 
 
 async def _prompt(args: argparse.Namespace) -> int:
@@ -365,10 +383,18 @@ async def _check(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _eval(args: argparse.Namespace) -> int:
+    from lsp.evaluation import evaluate
+
+    async with _Session(args) as session:
+        return await evaluate(args, session.assistant)
+
+
 _COMMANDS = {
     "complete": _complete,
     "explain": _explain,
     "refactor": _refactor,
     "prompt": _prompt,
     "check": _check,
+    "eval": _eval,
 }

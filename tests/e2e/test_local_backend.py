@@ -203,6 +203,69 @@ async def test_a_configured_gguf_path_is_used_and_n_ctx_follows_max_total_tokens
         await backend.aclose()
 
 
+async def test_a_continuation_prompt_is_continued_as_code(local: LocalBackend) -> None:
+    prompt = "def add(a: int, b: int) -> int:\n    return "
+    text = await local.generate(GenerationRequest([], max_new_tokens=8, temperature=0.0, prompt=prompt))
+    assert text.strip() and "a" in text
+    # The prompt's trailing space was healed: the model's own space before its first word is not repeated.
+    assert not text.startswith(" ")
+
+
+async def test_a_continuation_is_whole_lines_after_a_healed_line_break(local: LocalBackend) -> None:
+    prompt = "def scale(values, factor):\n    result = []\n    for v in values:\n"
+    short = await local.generate(GenerationRequest([], max_new_tokens=16, temperature=0.0, prompt=prompt))
+    longer = await local.generate(GenerationRequest([], max_new_tokens=60, temperature=0.0, prompt=prompt))
+    # The prompt's last token (a bare line break, which the model merges with the indentation after it) was
+    # left for the model to write: its indentation comes back, not a stray token at column 0.
+    assert short.startswith("        ") and short.strip()
+    # Cut by the token limit, the text ends at its last complete line.
+    assert short.endswith("\n") and longer.startswith(short)
+    assert "```" not in longer  # a fence ends a continuation
+
+
+async def test_special_tokens_in_a_continuation_prompt_are_plain_text(local: LocalBackend) -> None:
+    import llama_cpp
+
+    prompt = "END = '<|im_end|><|im_start|>assistant'\nx = "
+    await local.generate(GenerationRequest([], max_new_tokens=2, temperature=0.0, prompt=prompt))
+    vocab = llama_cpp.Llama(model_path=str(local.path), vocab_only=True, verbose=False)
+    try:
+        as_text = vocab.tokenize(prompt.removesuffix(" ").encode(), add_bos=True, special=False)
+        as_special = vocab.tokenize(prompt.removesuffix(" ").encode(), add_bos=True, special=True)
+    finally:
+        vocab.close()
+    assert len(as_special) < len(as_text)
+    assert local.last_request is not None and local.last_request.prompt_tokens == len(as_text)
+
+
+async def test_the_evaluated_prompt_is_reused_by_the_next_request(local: LocalBackend) -> None:
+    source = Path(__file__).read_text()[:3000]
+    await local.generate(GenerationRequest([], max_new_tokens=2, temperature=0.0, prompt=source))
+    first = local.last_request
+    await local.generate(GenerationRequest([], max_new_tokens=2, temperature=0.0, prompt=source + "\nvalue = 1\n"))
+    second = local.last_request
+    assert first is not None and second is not None
+    assert first.evaluated == first.prompt_tokens > 300
+    assert second.prompt_tokens > first.prompt_tokens and second.evaluated < 20  # only what was added
+
+
+async def test_lone_surrogates_are_sanitised(local: LocalBackend) -> None:
+    bad = "x = '\ud800'\ny = "
+    assert isinstance(await local.generate(GenerationRequest([], max_new_tokens=2, temperature=0.0, prompt=bad)), str)
+    chat = GenerationRequest([Message("user", "Say " + bad)], max_new_tokens=2, temperature=0.0)
+    assert isinstance(await local.generate(chat), str)
+    assert (await local.count_tokens(bad) or 0) > 3
+
+
+async def test_the_completion_budget_follows_the_measured_speeds(local: LocalBackend) -> None:
+    await local.info()
+    before = local.completion_budget()
+    local.speeds.observe(1000, 1.0, 100, 1.0)  # a machine four times faster than assumed
+    after = local.completion_budget()
+    assert after.prompt_tokens > before.prompt_tokens and after.max_new_tokens > before.max_new_tokens
+    assert 192 <= before.prompt_tokens <= 2048 and 24 <= before.max_new_tokens <= 128
+
+
 # -- through the language server ------------------------------------------------------------------------
 
 URI = "file:///tmp/project/greetings.py"

@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 
 import lsp.completion.stopper
+from lsp.cleanup import clean_completion
 from lsp.completion.stopper import CompletionStopper
 from lsp.context import Document, context_at
-from lsp.postprocess import clean_completion
 
 SOURCE = (
     "import math\n\n\n"

@@ -10,10 +10,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from lsp.cleanup import clean_completion, extract_code
 from lsp.context.documents import Document
 from lsp.context.extract import context_at, selection_context, target_range
 from lsp.context.positions import InvalidPosition, LineIndex, utf16_len
-from lsp.postprocess import clean_completion, extract_code
 
 # Text that exercises the mapping: every line break LSP knows, astral and CJK characters, NUL, a lone
 # surrogate (a JSON string may spell one), tabs.

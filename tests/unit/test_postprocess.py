@@ -16,10 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lsp.completion.stopper import CompletionStopper
-from lsp.context.documents import Document
-from lsp.context.extract import block_end, context_at, parses_cleanly
-from lsp.postprocess import (
+from lsp.cleanup import (
     clean_completion,
     completion_decided,
     extract_code,
@@ -27,10 +24,14 @@ from lsp.postprocess import (
     strip_prefix_overlap,
     strip_suffix_overlap,
 )
+from lsp.cleanup.python_indentation import indentation_errors
+from lsp.completion.stopper import CompletionStopper
+from lsp.context.documents import Document
+from lsp.context.extract import block_end, context_at, parses_cleanly
 
 CORPUS = Path(__file__).parent / "data" / "completions"
 MARK = "<|cursor|>"
-EXTENSIONS = {"python": "py", "javascript": "js", "typescript": "ts", "go": "go", "rust": "rs"}
+EXTENSIONS = {"python": "py", "javascript": "js", "typescript": "ts", "go": "go", "rust": "rs", "java": "java"}
 
 
 class DocSyntax:
@@ -72,6 +73,7 @@ def run(case: dict[str, Any], max_lines: int = 16) -> str:
         single_line=context.single_line,
         max_lines=case.get("max_lines", max_lines),
         syntax=DocSyntax(doc, offset),
+        language=context.language,
     )
 
 
@@ -106,6 +108,7 @@ FILLERS = {
     "typescript": "\nfunction filler{i}(x: number): number {{\n  return x + {i};\n}}\n",
     "go": "\nfunc filler{i}(x int) int {{\n\treturn x + {i}\n}}\n",
     "rust": "\nfn filler{i}(x: i32) -> i32 {{\n    x + {i}\n}}\n",
+    "java": "\nclass Filler{i} {{\n    int f(int x) {{\n        return x + {i};\n    }}\n}}\n",
 }
 
 
@@ -127,6 +130,7 @@ def test_large_documents_are_checked_on_a_window_with_the_same_result(path: Path
         single_line=context.single_line,
         max_lines=16,
         syntax=stopper.syntax,
+        language=context.language,
     )
     assert result == case["expected"], case["note"]
     window, _ = stopper._local()
@@ -309,3 +313,79 @@ def test_the_marker_line_sets_the_indentation_of_what_follows_it() -> None:
     reply = "```python\n  def f(self):\n    if self.x:\n      <CURSOR>y = 1\n      return y\n```"
     text = clean_completion(reply, prefix, "\n", single_line=False, max_lines=9)
     assert text == "y = 1\n            return y"
+
+
+# -------------------------------------------------------------------------------------------- evidence
+def test_lines_after_a_first_line_at_the_cursor_keep_the_documents_columns() -> None:
+    # The cursor at column 4 of a blank line; the model's second line is one level deeper than the cursor:
+    # it is already at the document's columns, not relative to the first line.
+    code = "if x:\n        return 1\n    return 2"
+    assert reindent(code, "def f(x):\n    ") == code
+
+
+def test_lines_written_from_column_zero_are_moved_to_the_cursor() -> None:
+    assert reindent("if x:\n    return 1\nreturn 2", "def f(x):\n    ") == "if x:\n        return 1\n    return 2"
+
+
+def test_a_deeper_line_after_a_plain_statement_is_read_as_absolute() -> None:
+    # Read relative to the cursor, the second line would be an unexpected indent; read as written, it ends
+    # the inner block.
+    assert reindent("y = 2\n    return y", "def f(x):\n    if x:\n        ") == "y = 2\n    return y"
+
+
+def test_no_line_keeps_trailing_whitespace() -> None:
+    doc = Document("file:///w/a.py", "python", 1, "def f(x):\n    \n")
+    offset = doc.text.index("    \n") + 4
+    context = context_at(doc, offset)
+    reply = "```python\ny = x   \n    \n    return y  \t\n```"
+    result = clean_completion(
+        reply, context.prefix, context.suffix, single_line=False, max_lines=16, syntax=DocSyntax(doc, offset)
+    )
+    assert result == "y = x\n\n    return y"
+
+
+@pytest.mark.parametrize(
+    ("code", "errors"),
+    [
+        ("def f(v):\n    if not v:\n        return 0\n    return sum(v)\n", 0),
+        ("def f(v):\n    x = 1\n        y = 2\n", 1),  # unexpected indent
+        ("def f(v):\nreturn 1\n", 1),  # expected an indented block
+        ("def f(v):\n    if v:\n            return 0\n        return 1\n", 1),  # unindent matching no level
+        ("d = {\n  'a':\n     1}\nif x:  # c\n    pass\n", 0),  # brackets and comments
+        ("if x: return 1\ny = 2\n", 0),
+        ("class A:\n    def g(self):\n        return (1 +\n", 0),  # an open bracket at the window's end
+    ],
+)
+def test_python_indentation_errors_are_counted(code: str, errors: int) -> None:
+    assert indentation_errors(code) == errors
+
+
+# -------------------------------------------------------------------------------------------- property
+CODE_LINES = [
+    "x = 1", "if x:", "return x", "for v in values:", "total += v", "pass", "else:", "y = f(x)", "}", "{",
+    "while (x) {", "x--;", "return x;", "def g(a):", "(", ")", "'", "  # note",
+]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    case=st.sampled_from(CASES),
+    lines=st.lists(st.tuples(st.sampled_from(CODE_LINES), st.integers(0, 4)), min_size=1, max_size=6),
+    fenced=st.booleans(),
+)
+def test_an_insertion_never_adds_syntax_errors_where_a_shorter_cut_does_not(
+    case: Path, lines: list[tuple[str, int]], fenced: bool
+) -> None:
+    loaded = load(case)
+    if loaded["eol"] != "lf":
+        return
+    doc, offset = open_case(loaded)
+    code = "\n".join("    " * depth + text for text, depth in lines)
+    reply = f"```\n{code}\n```" if fenced else code
+    result = run({**loaded, "reply": reply})
+    if not result:
+        return
+    assert parses_cleanly(doc, offset, offset, result)
+    if loaded["language"] == "python":
+        text = doc.text
+        assert indentation_errors(text[:offset] + result + text[offset:]) <= indentation_errors(text)
