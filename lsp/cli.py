@@ -259,18 +259,14 @@ async def _refactor(args: argparse.Namespace) -> int:
     if result.parses is False:
         sys.stderr.write("codellama-lsp: warning: the result does not parse; not applied\n")
         return 1 if args.apply else 0
-    if warning := _rewrite_warning(doc, result):
+    from lsp.cleanup.rewrites import rewrite_warning
+
+    if warning := rewrite_warning(request.selection, result.text, doc.language_id):
         sys.stderr.write(f"codellama-lsp: warning: {warning}; not applied\n")
         return 1 if args.apply else 0
     if args.apply:
         Path(path).write_text(new_text, encoding="utf-8")
     return 0
-
-
-def _rewrite_warning(doc: Any, result: Any) -> str | None:
-    from lsp.cleanup.rewrites import rewrite_warning
-
-    return rewrite_warning(doc.text[result.start : result.end], result.text, doc.language_id)
 
 
 async def _prompt(args: argparse.Namespace) -> int:
