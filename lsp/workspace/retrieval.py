@@ -1,0 +1,229 @@
+"""Definitions from the workspace for the code around a cursor: the names it uses, resolved through the
+file's imports to the files they come from, then through the workspace symbol table; ranked by import
+distance, folder proximity and how much the name is used near the cursor; rendered as signatures with the
+first line of their documentation (small definitions whole).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass
+
+from lsp.context.documents import Document
+from lsp.context.extract import Snippet, import_texts, relative_path_of
+from lsp.context.index import CLASS_KINDS
+from lsp.context.languages import spec_for
+
+from .imports import ImportRef, parse_imports
+from .index import WorkspaceIndex
+from .summary import Definition, FileSummary
+
+__all__ = ["MAX_WORKSPACE_DEFINITIONS", "WorkspaceDefinitions", "related_definitions", "render_definition"]
+
+MAX_WORKSPACE_DEFINITIONS = 24
+MAX_AMBIGUITY = 4  # a name defined in more files than this, and not imported, tells nothing
+IMPORTED = 1.0  # score factor of a name imported from the file that defines it
+SAME_PACKAGE = 0.8  # Go: files of the same folder see each other's names
+MODULE_MEMBER = 0.7  # a name used through an imported module (`utils.helper`)
+SYMBOL_TABLE = 0.35  # a name found only in the workspace's symbol table
+UNUSED_IMPORT = 0.05  # an imported name the nearby code does not use: the line being written may
+_RE_EXPORT_DEPTH = 2
+
+
+@dataclass
+class _Found:
+    score: float
+    path: str
+    definition: Definition
+
+
+def _add(found: dict[tuple[str, str, int], _Found], score: float, path: str, definition: Definition) -> None:
+    key = (path, definition.name, definition.line)
+    entry = found.get(key)
+    if entry is None:
+        found[key] = _Found(score, path, definition)
+    else:
+        entry.score = max(entry.score, score) + 0.1 * min(entry.score, score)
+
+
+def _defined(summary: FileSummary | None, name: str) -> list[Definition]:
+    if summary is None:
+        return []
+    return [d for d in summary.definitions if d.name == name and not d.parent]
+
+
+def _lookup(index: WorkspaceIndex, language: str, files: list[str], name: str, depth: int = 0,
+            ) -> list[tuple[str, Definition]]:
+    """``name`` as defined in ``files``, following re-exports (``from .x import name`` in a package's
+    ``__init__``, ``export * from './x'`` in an index file)."""
+    results: list[tuple[str, Definition]] = []
+    for path in files:
+        summary = index.file(path)
+        results.extend((path, d) for d in _defined(summary, name))
+        if results or summary is None or depth >= _RE_EXPORT_DEPTH:
+            continue
+        for ref in summary.imports:
+            remote = next((r for local, r in ref.names if local == name), None)
+            if remote is None and not ref.star:
+                continue
+            targets = index.resolve(language, ref, path)
+            results.extend(_lookup(index, language, targets, remote or name, depth + 1))
+            if results:
+                break
+    return results
+
+
+def _proximity(a: str, b: str) -> float:
+    """1 for files of the same folder, less the more folders apart."""
+    common = os.path.commonpath([os.path.dirname(a), os.path.dirname(b)])
+    steps = os.path.dirname(a)[len(common) :].count(os.sep) + os.path.dirname(b)[len(common) :].count(os.sep)
+    return 1.0 / (1.0 + 0.25 * steps)
+
+
+def related_definitions(
+    index: WorkspaceIndex,
+    path: str,
+    language: str,
+    import_texts: Iterable[str],
+    source: str,
+    names: Mapping[str, float],
+    *,
+    skip_paths: Collection[str] = (),
+    local_names: Collection[str] = (),
+    limit: int = MAX_WORKSPACE_DEFINITIONS,
+) -> list[tuple[float, str, Definition]]:
+    """Definitions from other workspace files for the names used around a cursor in ``path``, best first:
+    (score, path, definition). ``names`` weighs each name used nearby; ``skip_paths`` are files the
+    caller shows otherwise (open documents); ``local_names`` are defined in the file itself."""
+    path = os.path.abspath(path)
+    skip = set(skip_paths) | {path}
+    found: dict[tuple[str, str, int], _Found] = {}
+    resolved_names: set[str] = set()
+    refs: list[ImportRef] = parse_imports(language, import_texts, source)
+    for ref in refs:
+        files = index.resolve(language, ref, path)
+        for local, remote in ref.names:
+            weight = names.get(local, 0.0)
+            hits = _lookup(index, language, files, remote)
+            if not hits:  # `from pkg import module`: the names used through it are in that module
+                module_files = index.submodule(language, ref, remote, path)
+                for used, used_weight in names.items():
+                    for hit in _lookup(index, language, module_files, used):
+                        _add(found, used_weight * MODULE_MEMBER, *hit)
+                        resolved_names.add(used)
+                continue
+            resolved_names.add(local)
+            for hit in hits[:2]:
+                _add(found, IMPORTED * weight + UNUSED_IMPORT, *hit)
+        if ref.binding or ref.star:
+            factor = MODULE_MEMBER if ref.binding else IMPORTED
+            for used, used_weight in names.items():
+                for hit in _lookup(index, language, files, used)[:2]:
+                    _add(found, used_weight * factor, *hit)
+                    resolved_names.add(used)
+    if language == "go":
+        for other in index.folder(path):
+            if other == path or other.endswith("_test.go"):
+                continue
+            summary = index.file(other)
+            for used, used_weight in names.items():
+                for definition in _defined(summary, used):
+                    _add(found, used_weight * SAME_PACKAGE, other, definition)
+                    resolved_names.add(used)
+    for used, used_weight in names.items():
+        if used in resolved_names or used in local_names:
+            continue
+        entries = [(p, d) for p, d in index.named(used) if p not in skip]
+        owners = {p for p, _ in entries}
+        if not entries or len(owners) > MAX_AMBIGUITY:
+            continue
+        for other, definition in entries[:3]:
+            same = spec_for(None, other)
+            if same is None or (same.name != language and {same.name, language} - {"typescript", "tsx", "javascript"}):
+                continue
+            _add(found, used_weight * SYMBOL_TABLE * _proximity(path, other) / len(owners), other, definition)
+    ranked = sorted((f for f in found.values() if f.path not in skip), key=lambda f: (-f.score, f.path,
+                                                                                        f.definition.line))
+    return [(f.score, f.path, f.definition) for f in ranked[:limit]]
+
+
+def _comment(language: str) -> str:
+    spec = spec_for(language)
+    return spec.line_comment if spec is not None else "#"
+
+
+def _title(signature: str) -> str:
+    title = " ".join(signature.split())
+    while title and title[-1] in "{:=":
+        title = title[:-1].rstrip()
+    return title[:400]
+
+
+def render_definition(definition: Definition, summary: FileSummary | None) -> tuple[str, str]:
+    """(title, text) of a workspace definition: whole when small, else its signature, the first line of
+    its documentation and, for a class, its members' signatures; written the way the language writes
+    them (Go's brace on the signature's line, the file's own indentation)."""
+    language = summary.language if summary is not None else ""
+    indent = summary.indent if summary is not None else "    "
+    title = _title(definition.signature)
+    if definition.parent:
+        title = f"{title} (in {definition.parent})"
+    if definition.text:
+        return title, definition.text
+    python = language == "python"
+    lines: list[str] = []
+    signature = definition.signature.rstrip()
+    if python:
+        lines.append(signature if signature.endswith(":") else signature + ":")
+        if definition.doc:
+            lines.append(f'{indent}"""{definition.doc}"""')
+        for member in definition.members:
+            lines.append(f"{indent}{member} ..." if member.endswith(":") else f"{indent}{member}")
+        if not definition.members:
+            lines.append(f"{indent}...")
+        return title, "\n".join(lines)
+    if definition.doc:
+        lines.append(f"{_comment(language)} {definition.doc}")
+    head = signature[:-1].rstrip() if signature.endswith("{") else signature
+    if definition.members:
+        lines.append(head + " {")
+        lines.extend(f"{indent}{m[:-1].rstrip() if m.endswith('{') else m}" for m in definition.members)
+        lines.append("}" if language != "ruby" else "end")
+    elif definition.kind in CLASS_KINDS or definition.kind in ("function", "method", "impl", "trait", "module"):
+        lines.append(head + (" ... end" if language == "ruby" else " { ... }"))
+    else:
+        lines.append(signature + (" ..." if signature.endswith(("{", "(", "[", "=")) else ""))
+    return title, "\n".join(lines)
+
+
+def snippets(index: WorkspaceIndex, found: list[tuple[float, str, Definition]], root: str | None) -> list[Snippet]:
+    """Snippets (title without the path: the prompt prints the path once) for ranked definitions."""
+    result: list[Snippet] = []
+    for score, path, definition in found:
+        title, text = render_definition(definition, index.file(path))
+        result.append(Snippet(title=title, text=text, path=relative_path_of(path, root or index.root),
+                              score=round(score, 4), start_line=definition.line, end_line=definition.end_line))
+    return result
+
+
+class WorkspaceDefinitions:
+    """The workspace index as a source of definitions for the context engine (``DefinitionSource``)."""
+
+    def __init__(self, index: WorkspaceIndex, root: str | None = None, limit: int = MAX_WORKSPACE_DEFINITIONS) -> None:
+        self.index = index
+        self.root = root
+        self.limit = limit
+
+    def definitions_for(
+        self, doc: Document, names: Mapping[str, float], skip_paths: Collection[str], local_names: Collection[str]
+    ) -> list[Snippet]:
+        language = doc.language
+        file_index = doc.index
+        if language is None or file_index is None or not len(self.index):
+            return []
+        found = related_definitions(
+            self.index, doc.path, language.name, import_texts(doc, file_index), doc.text, names,
+            skip_paths=skip_paths, local_names=local_names, limit=self.limit,
+        )
+        return snippets(self.index, found, self.root)
