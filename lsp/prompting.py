@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lsp.chat_format import Message, escape, render_codellama70b
-from lsp.context.extract import CodeContext
+from lsp.context.extract import CodeContext, Snippet
 from lsp.errors import PromptError
-from lsp.templates import Action, ActionSpec, PromptStore
+from lsp.templates import Action, ActionSpec, PromptStore, fence
 from lsp.tokens import TokenCounter
 
 # Share of the free budget the nearest code may take before other context gets a turn.
@@ -194,12 +194,19 @@ def _chunks(context: CodeContext, counter: TokenCounter, action: Action) -> dict
     parts["imports"] = listed("imports", [(i, cost(i + "\n")) for i in context.imports])
     parts["definitions"] = iter(
         [
-            _Chunk("definitions", d.title + d.text, cost(d.title + d.text) + 8, r)
+            _Chunk("definitions", d.title + d.text, counter.count(rendered_definition(d, context.language)), r)
             for r, d in enumerate(context.definitions)
         ]
     )
     parts["outline"] = (_Chunk("outline", line, cost(line + "\n"), r) for r, line in enumerate(context.outline))
     return parts
+
+
+def rendered_definition(definition: Snippet, language: str) -> str:
+    """A definition as ``_context.j2`` prints it (title, path once, fenced text): what its cost must count,
+    so that prompts with many cross-file definitions stay within the budget."""
+    path = f" ({escape(definition.path)})" if definition.path else ""
+    return f"{escape(definition.title)}{path}:\n{fence(definition.text, language)}\n"
 
 
 def _lines_backward(text: str) -> Iterator[str]:
