@@ -20,6 +20,7 @@ from lsp.config import Settings
 from lsp.context.documents import Document
 from lsp.context.extract import (
     CodeContext,
+    DefinitionSource,
     block_end,
     context_at,
     parses_cleanly,
@@ -62,8 +63,10 @@ class ActionResult:
 
 
 class Assistant:
-    def __init__(self, settings: Settings, backend: Backend, store: PromptStore, counter: TokenCounter) -> None:
+    def __init__(self, settings: Settings, backend: Backend, store: PromptStore, counter: TokenCounter,
+                 workspace: DefinitionSource | None = None) -> None:
         self.settings = settings
+        self.workspace = workspace  # definitions from files that are not open
         self.backend = backend
         self.store = store
         self.counter = counter
@@ -76,7 +79,7 @@ class Assistant:
         self, doc: Document, offset: int, *, others: Iterable[Document] = (), root: str | None = None
     ) -> CodeContext:
         """A snapshot of what the model needs: taken at once, so later edits cannot shift it."""
-        return context_at(doc, offset, others=others, root=root)
+        return context_at(doc, offset, others=others, root=root, workspace=self.workspace)
 
     async def complete(
         self, doc: Document, offset: int, *, others: Iterable[Document] = (), root: str | None = None
@@ -131,7 +134,7 @@ class Assistant:
         version = doc.version
         start, end = target_range(doc, start, end)
         selection = doc.text[start:end]
-        context = selection_context(doc, start, end, others=others, root=root)
+        context = selection_context(doc, start, end, others=others, root=root, workspace=self.workspace)
         spec = self.store.spec(action)
         max_new = min(self.settings.max_new_tokens, spec.max_new_tokens)
         prompt_tokens = 0

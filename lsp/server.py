@@ -32,6 +32,7 @@ from lsp.scratch import ScratchFolder
 from lsp.stdio import stdin_reader
 from lsp.templates import PromptStore
 from lsp.tokens import TokenCounter, load_counter
+from lsp.workspace import WorkspaceDefinitions
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,8 @@ class CodellamaServer(LanguageServer):
         self.scratch = ScratchFolder()  # files shown to the user (explanations)
         self.completion_flow = CompletionFlow()
         self.root: str | None = None
+        # filled by features/workspace.py once the client names a workspace; off when the setting is
+        self.workspace_definitions = WorkspaceDefinitions(None, enabled=lambda: self.settings.workspace.enable)
         self.settings, problems = resolve(None, self.cli_overrides)
         self.prompt_store = PromptStore(self.settings.prompts_path)
         self.counter: TokenCounter = load_counter(self.settings.tokenizer)
@@ -161,7 +164,8 @@ class CodellamaServer(LanguageServer):
         if self._backend is None:
             self._backend = self.backend_factory(self.settings)
         if self._assistant is None:
-            self._assistant = Assistant(self.settings, self._backend, self.prompt_store, self.counter)
+            self._assistant = Assistant(self.settings, self._backend, self.prompt_store, self.counter,
+                                        self.workspace_definitions)
         return self._assistant
 
     @property
@@ -265,9 +269,9 @@ def _backend_key(settings: Settings) -> tuple[Any, ...]:
 def create_server(
     cli_overrides: Mapping[str, Any] | None = None, backend_factory: BackendFactory = create_backend
 ) -> CodellamaServer:
-    from lsp.features import code_actions, commands, completion, documents, lifecycle
+    from lsp.features import code_actions, commands, completion, documents, lifecycle, workspace
 
     server = CodellamaServer(cli_overrides, backend_factory)
-    for feature in (lifecycle, documents, completion, code_actions, commands):
+    for feature in (lifecycle, documents, completion, code_actions, commands, workspace):
         feature.register(server)
     return server

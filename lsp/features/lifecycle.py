@@ -10,6 +10,7 @@ from typing import Any
 from lsprotocol import types
 
 from lsp.config import Settings
+from lsp.features import workspace
 from lsp.server import CodellamaServer
 
 log = logging.getLogger(__name__)
@@ -28,6 +29,7 @@ def register(server: CodellamaServer) -> None:
         problems, ls.pending_problems = ls.pending_problems, []
         ls.show_problems(problems)
         ls.status("idle")
+        ls._spawn(workspace.on_initialized(ls))  # the index walks in the background; watchers are asked for
 
     @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
     async def did_change_configuration(ls: CodellamaServer, params: types.DidChangeConfigurationParams) -> None:
@@ -54,6 +56,7 @@ def register(server: CodellamaServer) -> None:
             "documents": len(ls.documents),
             "completionFlow": dataclasses.asdict(ls.completion_flow.stats),
             "connections": getattr(ls._backend, "connection_states", dict)(),
+            "workspace": ls.workspace_definitions.stats(),
         }
 
 

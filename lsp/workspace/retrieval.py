@@ -7,7 +7,7 @@ first line of their documentation (small definitions whole).
 from __future__ import annotations
 
 import os
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 
 from lsp.context.documents import Document
@@ -210,20 +210,33 @@ def snippets(index: WorkspaceIndex, found: list[tuple[float, str, Definition]], 
 class WorkspaceDefinitions:
     """The workspace index as a source of definitions for the context engine (``DefinitionSource``)."""
 
-    def __init__(self, index: WorkspaceIndex, root: str | None = None, limit: int = MAX_WORKSPACE_DEFINITIONS) -> None:
-        self.index = index
+    def __init__(self, index: WorkspaceIndex | None, root: str | None = None, *,
+                 limit: int = MAX_WORKSPACE_DEFINITIONS, enabled: Callable[[], bool] = lambda: True) -> None:
+        self.index = index  # None until a workspace is known (the server sets it then)
         self.root = root
         self.limit = limit
+        self.enabled = enabled
+
+    def stats(self) -> dict[str, object]:
+        """For the server's stats and tests: how far the index is."""
+        index = self.index
+        if index is None:
+            return {"files": 0, "scanned": False, "updates": 0}
+        return {"files": len(index), "scanned": index.scanned, "updates": index.updates_answered,
+                "generation": index.generation}
 
     def definitions_for(
         self, doc: Document, names: Mapping[str, float], skip_paths: Collection[str], local_names: Collection[str]
     ) -> list[Snippet]:
+        index = self.index
         language = doc.language
+        if index is None or language is None or not len(index) or not self.enabled():
+            return []
         file_index = doc.index
-        if language is None or file_index is None or not len(self.index):
+        if file_index is None:
             return []
         found = related_definitions(
-            self.index, doc.path, language.name, import_texts(doc, file_index), doc.text, names,
+            index, doc.path, language.name, import_texts(doc, file_index), doc.text, names,
             skip_paths=skip_paths, local_names=local_names, limit=self.limit,
         )
-        return snippets(self.index, found, self.root)
+        return snippets(index, found, self.root)
