@@ -55,8 +55,7 @@ from .models import Invoice, make_invoice
 
 def bill(customer: str) -> float:
     invoice = make_invoice(customer, "ün", "deux")
-    return 
-'''
+    return''' + " \n"
 
 
 def _server_env() -> dict[str, str]:
@@ -164,7 +163,8 @@ async def test_watchers_only_where_the_client_allows_dynamic_registration(client
     await _until(client, lambda w: w["scanned"], "the first walk")
     kind = client.kind  # type: ignore[attr-defined]
     watched = client_capabilities(kind).workspace
-    allowed = bool(watched and watched.did_change_watched_files and watched.did_change_watched_files.dynamic_registration)
+    watchers = watched.did_change_watched_files if watched else None
+    allowed = bool(watchers and watchers.dynamic_registration)
     await asyncio.sleep(0.2)
     methods = [r.method for p in client.registrations for r in p.registrations]  # type: ignore[attr-defined]
     assert (types.WORKSPACE_DID_CHANGE_WATCHED_FILES in methods) == allowed, (kind, methods)
