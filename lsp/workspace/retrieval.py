@@ -7,6 +7,7 @@ first line of their documentation (small definitions whole).
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 
@@ -29,6 +30,8 @@ MODULE_MEMBER = 0.7  # a name used through an imported module (`utils.helper`)
 SYMBOL_TABLE = 0.35  # a name found only in the workspace's symbol table
 UNUSED_IMPORT = 0.05  # an imported name the nearby code does not use: the line being written may
 _RE_EXPORT_DEPTH = 2
+WORDS_REFRESH = 20  # document versions
+_WORD = re.compile(r"[A-Za-z_$][\w$]*")
 
 
 @dataclass
@@ -91,37 +94,57 @@ def related_definitions(
     *,
     skip_paths: Collection[str] = (),
     local_names: Collection[str] = (),
+    file_words: Mapping[str, int] | None = None,
     limit: int = MAX_WORKSPACE_DEFINITIONS,
 ) -> list[tuple[float, str, Definition]]:
     """Definitions from other workspace files for the names used around a cursor in ``path``, best first:
     (score, path, definition). ``names`` weighs each name used nearby; ``skip_paths`` are files the
-    caller shows otherwise (open documents); ``local_names`` are defined in the file itself."""
+    caller shows otherwise (open documents); ``local_names`` are defined in the file itself;
+    ``file_words`` counts the words of the whole file."""
+    file_words = file_words or {}
     path = os.path.abspath(path)
     skip = set(skip_paths) | {path}
     found: dict[tuple[str, str, int], _Found] = {}
     resolved_names: set[str] = set()
+
+    def prior(name: str) -> float:
+        """A name the line being written may use although the nearby code does not: used elsewhere in the
+        file, the more the likelier."""
+        count = file_words.get(name, 0)
+        return UNUSED_IMPORT * (1.0 + min(count, 8) / 4) if count else 0.0
+
+    def members(files: list[str], factor: float, wanted: bool) -> None:
+        """The definitions of a module bound to a name (``import x``, ``import * as x``, a default export
+        object): those used nearby, and when the module is, those used elsewhere in the file."""
+        for module_file in files:
+            summary = index.file(module_file)
+            if summary is None:
+                continue
+            for definition in summary.definitions:
+                if definition.parent:
+                    continue
+                weight = names.get(definition.name, 0.0)
+                score = weight * factor if weight else (prior(definition.name) * factor if wanted else 0.0)
+                if score > 0:
+                    _add(found, score, module_file, definition)
+                    resolved_names.add(definition.name)
+
     refs: list[ImportRef] = parse_imports(language, import_texts, source)
     for ref in refs:
         files = index.resolve(language, ref, path)
         for local, remote in ref.names:
             weight = names.get(local, 0.0)
-            hits = _lookup(index, language, files, remote)
-            if not hits:  # `from pkg import module`: the names used through it are in that module
-                module_files = index.submodule(language, ref, remote, path)
-                for used, used_weight in names.items():
-                    for hit in _lookup(index, language, module_files, used):
-                        _add(found, used_weight * MODULE_MEMBER, *hit)
-                        resolved_names.add(used)
+            hits = _lookup(index, language, files, local if remote == "default" else remote)
+            if not hits:  # `from pkg import module`, a default export object: names used through it
+                module_files = files if remote == "default" else index.submodule(language, ref, remote, path)
+                members(module_files, MODULE_MEMBER, weight > 0 or local in file_words)
                 continue
             resolved_names.add(local)
             for hit in hits[:2]:
-                _add(found, IMPORTED * weight + UNUSED_IMPORT, *hit)
+                _add(found, IMPORTED * weight + UNUSED_IMPORT + prior(local), *hit)
         if ref.binding or ref.star:
-            factor = MODULE_MEMBER if ref.binding else IMPORTED
-            for used, used_weight in names.items():
-                for hit in _lookup(index, language, files, used)[:2]:
-                    _add(found, used_weight * factor, *hit)
-                    resolved_names.add(used)
+            members(files, MODULE_MEMBER if ref.binding else IMPORTED,
+                    ref.star or names.get(ref.binding, 0.0) > 0 or ref.binding in file_words)
     if language == "go":
         for other in index.folder(path):
             if other == path or other.endswith("_test.go"):
@@ -216,6 +239,20 @@ class WorkspaceDefinitions:
         self.root = root
         self.limit = limit
         self.enabled = enabled
+        self._words: tuple[str, int, dict[str, int]] | None = None  # (uri, version, counts)
+
+    def _file_words(self, doc: Document) -> dict[str, int]:
+        """How often each word occurs in the document. Counted again only every few versions: a count a
+        few keystrokes old ranks as well, and counting a large file takes milliseconds."""
+        cached = self._words
+        if cached is not None and cached[0] == doc.uri and 0 <= doc.version - cached[1] < WORDS_REFRESH:
+            return cached[2]
+        counts: dict[str, int] = {}
+        get = counts.get
+        for word in _WORD.findall(doc.text):
+            counts[word] = get(word, 0) + 1
+        self._words = (doc.uri, doc.version, counts)
+        return counts
 
     def stats(self) -> dict[str, object]:
         """For the server's stats and tests: how far the index is."""
@@ -237,6 +274,6 @@ class WorkspaceDefinitions:
             return []
         found = related_definitions(
             index, doc.path, language.name, import_texts(doc, file_index), doc.text, names,
-            skip_paths=skip_paths, local_names=local_names, limit=self.limit,
+            skip_paths=skip_paths, local_names=local_names, file_words=self._file_words(doc), limit=self.limit,
         )
         return snippets(index, found, self.root)
