@@ -353,7 +353,7 @@ def _ts_paths(root: str) -> tuple[list[tuple[str, list[str]]], str]:
                 raw = handle.read(256 * 1024)
         except OSError:
             continue
-        raw = re.sub(r"(?m)^\s*//.*$|/\*.*?\*/", "", raw, flags=re.S)
+        raw = re.sub(r"/\*.*?\*/", "", re.sub(r"(?m)^\s*//.*$", "", raw), flags=re.S)
         raw = re.sub(r",(\s*[}\]])", r"\1", raw)
         try:
             options = json.loads(raw).get("compilerOptions", {})

@@ -123,13 +123,8 @@ class WorkspaceIndex:
     # ------------------------------------------------------------------ changes
     def update(self, paths: Iterable[str]) -> None:
         """Read these files again (created or changed on disk); folders and skipped files are ignored."""
-        wanted = [os.path.abspath(p) for p in paths if self.covers(p)]
-        if wanted:
-            self._send({"update": wanted})
-        else:
-            with self._answers:
-                self._updates += 1
-                self._answers.notify_all()
+        # sent even when empty: its answer, in order after earlier commands, tells they are done
+        self._send({"update": [os.path.abspath(p) for p in paths if self.covers(p)]})
 
     def remove(self, paths: Iterable[str]) -> None:
         """Forget these files, or every file under these folders."""

@@ -66,8 +66,8 @@ class GitIgnore:
             if negated:
                 line = line[1:]
             dirs_only = line.endswith("/")
-            line = line.strip("/") if dirs_only else line
-            anchored = "/" in line.rstrip("/")
+            line = line.rstrip("/")
+            anchored = "/" in line  # a slash anywhere but at the end anchors to this folder
             line = line.lstrip("/")
             if not line:
                 continue
@@ -156,9 +156,10 @@ def is_source(path: str) -> bool:
     return spec_for(None, path) is not None
 
 
-def walk(root: str, limits: WalkLimits = WalkLimits()) -> Iterator[FileEntry]:
+def walk(root: str, limits: WalkLimits | None = None) -> Iterator[FileEntry]:
     """The source files under ``root``, folders breadth first (what is near the root matters most when the
     caps cut), within the limits. Lazy: the caller may stop any time."""
+    limits = limits or WalkLimits()
     extra = GitIgnore.parse(root, list(limits.exclude)) if limits.exclude else None
     queue: list[tuple[str, list[GitIgnore]]] = [(root, [extra] if extra else [])]
     files = 0

@@ -149,7 +149,7 @@ def main() -> int:
             continue
         if command.get("scan"):
             indexer.scan()
-        if command.get("update"):
+        if "update" in command:
             indexer.update([p for p in command["update"] if isinstance(p, str)])
         if command.get("remove"):
             indexer.remove([p for p in command["remove"] if isinstance(p, str)])
