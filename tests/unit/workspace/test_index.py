@@ -137,7 +137,8 @@ def test_context_takes_definitions_from_unopened_files(tmp_path: Path) -> None:
     root = tmp_path / "w"
     _write(root, "shop/__init__.py", "")
     _write(root, "shop/models.py", MODELS)
-    app = _write(root, "shop/app.py", "from .models import Invoice\n\n\ndef bill(name):\n    invoice = Invoice(name)\n    return ")
+    app = _write(root, "shop/app.py",
+                 "from .models import Invoice\n\n\ndef bill(name):\n    invoice = Invoice(name)\n    return ")
     index = _index(root, tmp_path / "cache")
     try:
         text = app.read_text()
