@@ -14,18 +14,22 @@ import subprocess
 import sys
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import asdict
 from pathlib import Path
 from typing import IO, Any
 
 from .imports import ImportRef, ModuleMap
+from .store import SummaryStore
 from .summary import Definition, FileSummary
 from .walker import SKIPPED_DIRS, WalkLimits, is_source
 
 __all__ = ["IndexStats", "WorkspaceIndex"]
 
 log = logging.getLogger(__name__)
+
+DECODED_CACHE = 256  # summaries kept decoded
 
 
 class IndexStats:
@@ -36,6 +40,7 @@ class IndexStats:
         self.scan_seconds = 0.0
         self.started = time.perf_counter()
         self.current_after: float | None = None  # seconds from start() until the first walk was done
+        self.loaded_after: float | None = None  # seconds from start() until the persisted index was loaded
 
 
 class WorkspaceIndex:
@@ -49,8 +54,9 @@ class WorkspaceIndex:
         self.persist = persist
         self.cache = cache
         self.stats = IndexStats()
-        self._files: dict[str, FileSummary] = {}
-        self._by_name: dict[str, list[tuple[str, Definition]]] = {}
+        self._files: dict[str, tuple[str, tuple[str, ...]]] = {}  # path -> (summary JSON, names it defines)
+        self._decoded: OrderedDict[str, FileSummary] = OrderedDict()
+        self._by_name: dict[str, tuple[str, ...]] = {}  # name -> the paths defining it
         self._lock = threading.Lock()
         self._modules = ModuleMap(self.root, (), self._files.__contains__)
         self._process: subprocess.Popen[str] | None = None
@@ -69,7 +75,7 @@ class WorkspaceIndex:
             "root": self.root,
             "limits": {**asdict(self.limits), "exclude": list(self.limits.exclude)},
             "persist": self.persist,
-            "cache": str(self.cache) if self.cache else None,
+            "cache": str(self.cache / "workspaces") if self.cache else None,
         }
         self.stats = IndexStats()
         try:
@@ -85,9 +91,32 @@ class WorkspaceIndex:
         self._send(config)
         self._send({"scan": True})
         assert self._process.stdout is not None
-        self._reader = threading.Thread(target=self._read, args=(self._process.stdout,),
+        self._reader = threading.Thread(target=self._run, args=(self._process.stdout,),
                                         name="codellama-workspace-index", daemon=True)
         self._reader.start()
+
+    def _run(self, stream: IO[str]) -> None:
+        if self.persist:
+            self._load_persisted()
+        self._read(stream)
+
+    def _load_persisted(self) -> None:
+        """The persisted summaries, into the tables while the indexing process starts and walks (it then
+        sends only what changed): a restart is current for unchanged files in a fraction of a second."""
+        store = SummaryStore(self.root, self.cache / "workspaces" if self.cache else None, readonly=True)
+        try:
+            rows = store.load()
+        finally:
+            store.close()
+        for path, (_, _, data) in rows.items():
+            if self.covers(path):
+                try:
+                    self.add_json(data)
+                except (ValueError, KeyError, TypeError, IndexError):
+                    continue  # a damaged row: the walk reads the file again
+            time.sleep(0)  # the event loop's turn, if it waits for the interpreter lock
+        self.stats.loaded_after = time.perf_counter() - self.stats.started
+        self.stats.reused = len(rows)
 
     def close(self) -> None:
         process, self._process = self._process, None
@@ -153,19 +182,21 @@ class WorkspaceIndex:
     def _read(self, stream: IO[str]) -> None:
         for line in stream:
             try:
+                if line.startswith('{"file":'):  # the summary's text is kept as it came (see add_json)
+                    self.add_json(line[8 : line.rindex(',"size":')])
+                    continue
                 message = json.loads(line)
                 self._receive(message)
             except Exception as error:  # a bad line must not end the reader
                 log.warning("workspace index: bad message from the indexing process: %s", error)
+            time.sleep(0)  # the event loop's turn, if it waits for the interpreter lock
         self._scanned.set()
         with self._answers:
             self._updates = 1 << 30  # nothing more will come: release every waiter
             self._answers.notify_all()
 
     def _receive(self, message: dict[str, Any]) -> None:
-        if "file" in message:
-            self.add(FileSummary.from_json(message["file"]))
-        elif "gone" in message:
+        if "gone" in message:
             self.forget(message["gone"])
         elif "scanned" in message:
             stats = message["scanned"]
@@ -183,39 +214,63 @@ class WorkspaceIndex:
                 self._answers.notify_all()
 
     # ------------------------------------------------------------------ tables
-    def add(self, summary: FileSummary) -> None:
+    # Summaries are kept as their JSON text and decoded when retrieval reads them (a few recent ones stay
+    # decoded): strings are invisible to the cyclic garbage collector, whereas thousands of long-lived
+    # summary objects made its full collections hold the event loop for 100 ms and more while they loaded.
+    def add_json(self, data: str) -> None:
+        """Add (or replace) a file from its summary's JSON text."""
+        raw = json.loads(data)
+        path = raw["path"]
+        names = tuple(sorted({d[0] for d in raw["definitions"]}))
         with self._lock:
-            old = self._files.get(summary.path)
+            old = self._files.get(path)
             if old is not None:
-                self._unlink(old)
+                self._unlink(path, old[1])
             else:
-                self._modules.add(summary.path)
-            self._files[summary.path] = summary
-            for definition in summary.definitions:
-                self._by_name.setdefault(definition.name, []).append((summary.path, definition))
+                self._modules.add(path)
+            self._files[path] = (data, names)
+            self._decoded.pop(path, None)
+            for name in names:
+                self._by_name[name] = (*self._by_name.get(name, ()), path)
             self.generation += 1
+
+    def add(self, summary: FileSummary) -> None:
+        self.add_json(json.dumps(summary.to_json(), separators=(",", ":")))
 
     def forget(self, path: str) -> None:
         with self._lock:
             old = self._files.pop(path, None)
             if old is not None:
-                self._unlink(old)
+                self._unlink(path, old[1])
+                self._decoded.pop(path, None)
                 self._modules.remove(path)
                 self.generation += 1
 
-    def _unlink(self, summary: FileSummary) -> None:
-        for definition in summary.definitions:
-            entries = self._by_name.get(definition.name)
-            if entries:
-                entries[:] = [e for e in entries if e[0] != summary.path]
-                if not entries:
-                    del self._by_name[definition.name]
+    def _unlink(self, path: str, names: tuple[str, ...]) -> None:
+        for name in names:
+            paths = tuple(p for p in self._by_name.get(name, ()) if p != path)
+            if paths:
+                self._by_name[name] = paths
+            else:
+                self._by_name.pop(name, None)
 
     def __len__(self) -> int:
         return len(self._files)
 
     def file(self, path: str) -> FileSummary | None:
-        return self._files.get(path)
+        with self._lock:
+            summary = self._decoded.get(path)
+            if summary is not None:
+                self._decoded.move_to_end(path)
+                return summary
+            entry = self._files.get(path)
+            if entry is None:
+                return None
+            summary = FileSummary.from_json(json.loads(entry[0]))
+            self._decoded[path] = summary
+            while len(self._decoded) > DECODED_CACHE:
+                self._decoded.popitem(last=False)
+            return summary
 
     def paths(self) -> list[str]:
         with self._lock:
@@ -224,7 +279,13 @@ class WorkspaceIndex:
     def named(self, name: str) -> list[tuple[str, Definition]]:
         """Where ``name`` is defined (top level or in a class), as (path, definition)."""
         with self._lock:
-            return list(self._by_name.get(name, ()))
+            paths = self._by_name.get(name, ())
+        found: list[tuple[str, Definition]] = []
+        for path in paths:
+            summary = self.file(path)
+            if summary is not None:
+                found.extend((path, d) for d in summary.definitions if d.name == name)
+        return found
 
     def resolve(self, language: str, ref: ImportRef, source: str) -> list[str]:
         with self._lock:

@@ -22,7 +22,7 @@ __all__ = ["SummaryStore", "cache_dir"]
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # rows of another layout are dropped, and their files read again
 
 
 def cache_dir() -> Path:
@@ -39,12 +39,23 @@ def cache_dir() -> Path:
 class SummaryStore:
     """Rows ``(path, size, mtime_ns, summary JSON)`` of one workspace. Used from one thread at a time."""
 
-    def __init__(self, root: str, folder: Path | None = None) -> None:
+    def __init__(self, root: str, folder: Path | None = None, *, readonly: bool = False) -> None:
         folder = folder or cache_dir() / "workspaces"
         key = hashlib.sha256(os.path.abspath(root).encode("utf-8", "surrogateescape")).hexdigest()[:24]
         self.path = folder / f"{key}.sqlite"
         self._db: sqlite3.Connection | None = None
         self._lock = threading.Lock()
+        if readonly:  # the server's own look at what the indexing process wrote: never a change
+            try:
+                db = sqlite3.connect(f"{self.path.as_uri()}?mode=ro", uri=True, check_same_thread=False,
+                                     timeout=2.0)
+                if db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION:
+                    self._db = db
+                else:
+                    db.close()
+            except (sqlite3.Error, OSError, ValueError) as error:
+                log.debug("workspace index: no persisted index to load (%s): %s", self.path, error)
+            return
         try:
             folder.mkdir(parents=True, exist_ok=True)
             db = sqlite3.connect(self.path, check_same_thread=False, timeout=2.0)
@@ -63,19 +74,18 @@ class SummaryStore:
         except (sqlite3.Error, OSError) as error:
             log.warning("workspace index: not persisted (%s: %s)", self.path, error)
 
-    def load(self) -> dict[str, tuple[int, int, FileSummary]]:
-        """Every stored row: path -> (size, mtime_ns, summary)."""
-        rows: dict[str, tuple[int, int, FileSummary]] = {}
+    def load(self) -> dict[str, tuple[int, int, str]]:
+        """Every stored row: path -> (size, mtime_ns, the summary as JSON text). Not decoded here: a restart
+        passes unchanged files' summaries on as they are."""
+        rows: dict[str, tuple[int, int, str]] = {}
         if self._db is None:
             return rows
         try:
             with self._lock:
                 cursor = self._db.execute("SELECT path, size, mtime_ns, data FROM files WHERE path != ''")
                 for path, size, mtime, data in cursor:
-                    try:
-                        rows[path] = (size, mtime, FileSummary.from_json(json.loads(data)))
-                    except (ValueError, KeyError, TypeError):
-                        continue  # a row from an older layout: the file is read again
+                    if isinstance(data, str) and isinstance(size, int) and isinstance(mtime, int):
+                        rows[path] = (size, mtime, data)
         except sqlite3.Error as error:
             self._fail(error)
         return rows

@@ -6,7 +6,7 @@ documents' index, on a worker thread; stored as plain data (JSON in the persiste
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 from lsp.context.documents import Document
@@ -46,7 +46,15 @@ class FileSummary:
     imports: tuple[ImportRef, ...]
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        # by hand: dataclasses.asdict deep-copies every field, several times slower
+        return {
+            "path": self.path, "language": self.language, "indent": self.indent,
+            "definitions": [
+                [d.name, d.kind, d.signature, d.doc, d.line, d.end_line, d.parent, d.text, list(d.members)]
+                for d in self.definitions
+            ],
+            "imports": [[i.module, [list(n) for n in i.names], i.binding, i.star] for i in self.imports],
+        }
 
     @staticmethod
     def from_json(data: dict[str, Any]) -> FileSummary:
@@ -55,11 +63,12 @@ class FileSummary:
             language=data["language"],
             indent=data["indent"],
             definitions=tuple(
-                Definition(**{**d, "members": tuple(d.get("members", ()))}) for d in data["definitions"]
+                Definition(name, kind, signature, doc, line, end_line, parent, text, tuple(members))
+                for name, kind, signature, doc, line, end_line, parent, text, members in data["definitions"]
             ),
             imports=tuple(
-                ImportRef(i["module"], tuple((a, b) for a, b in i["names"]), i["binding"], i["star"])
-                for i in data["imports"]
+                ImportRef(module, tuple((a, b) for a, b in names), binding, star)
+                for module, names, binding, star in data["imports"]
             ),
         )
 

@@ -8,7 +8,8 @@ process, not the server.
 
 Commands (one JSON object per line on stdin): ``{"scan": true}``, ``{"update": [paths]}``,
 ``{"remove": [paths]}``. Answers: ``{"file": summary, "size": n, "mtime": ns}``, ``{"gone": path}``,
-``{"scanned": stats}``, ``{"updated": n}``.
+``{"scanned": stats}``, ``{"updated": n}``. A scan sends only what differs from the persisted index, which
+the server loads itself while this process starts.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ import logging
 import os
 import sys
 import time
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -43,6 +43,11 @@ class Indexer:
 
     def send(self, message: dict[str, Any]) -> None:
         self.out.write(json.dumps(message, separators=(",", ":")) + "\n")
+
+    def send_file(self, summary: FileSummary, size: int, mtime: int) -> None:
+        # "file" first and "size" right after it: the server keeps the summary's text without decoding it
+        data = json.dumps(summary.to_json(), separators=(",", ":"))
+        self.out.write(f'{{"file":{data},"size":{size},"mtime":{mtime}}}\n')
 
     def read(self, entry: FileEntry) -> FileSummary | None:
         language = language_for(None, entry.path)
@@ -72,21 +77,22 @@ class Indexer:
             seen.add(entry.path)
             row = stored.get(entry.path)
             if row is not None and row[0] == entry.size and row[1] == entry.mtime_ns:
-                summary: FileSummary | None = row[2]
-                reused += 1
-            else:
-                summary = self.read(entry)
-                parsed += 1
-                if summary is not None:
-                    batch.append((entry.path, entry.size, entry.mtime_ns, summary))
+                reused += 1  # the server loaded it from the store itself
+                self.known[entry.path] = (entry.size, entry.mtime_ns)
+                continue
+            summary = self.read(entry)
+            parsed += 1
             if summary is None:
                 continue
+            batch.append((entry.path, entry.size, entry.mtime_ns, summary))
             self.known[entry.path] = (entry.size, entry.mtime_ns)
-            self.send({"file": asdict(summary), "size": entry.size, "mtime": entry.mtime_ns})
+            self.send_file(summary, entry.size, entry.mtime_ns)
             if len(batch) >= BATCH:
                 self._flush(batch)
         self._flush(batch)
         gone = [p for p in stored if p not in seen]
+        for path in gone:
+            self.send({"gone": path})
         if self.store is not None:
             self.store.delete(gone)
         self.send({"scanned": {"files": len(self.known), "parsed": parsed, "reused": reused,
@@ -110,7 +116,7 @@ class Indexer:
             if self.store is not None:
                 self.store.put([(path, info.st_size, info.st_mtime_ns, summary)])
             self.known[path] = (info.st_size, info.st_mtime_ns)
-            self.send({"file": asdict(summary), "size": info.st_size, "mtime": info.st_mtime_ns})
+            self.send_file(summary, info.st_size, info.st_mtime_ns)
             done += 1
         self.send({"updated": done})
 
