@@ -33,12 +33,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from lsp.context import Document, context_at  # noqa: E402
-from lsp.tokens import load_counter  # noqa: E402
-from lsp.workspace import WorkspaceDefinitions, WorkspaceIndex  # noqa: E402
-from tests.support.llama_vocab import tokenizer_json_path  # noqa: E402
-from tests.support.workspace_corpus import npm_package, pypi_package  # noqa: E402
-from tests.support.workspace_recall import Recall, measure, source_files  # noqa: E402
+from lsp.context import Document, context_at
+from lsp.tokens import load_counter
+from lsp.workspace import WorkspaceDefinitions, WorkspaceIndex
+from tests.support.llama_vocab import tokenizer_json_path
+from tests.support.workspace_corpus import npm_package, pypi_package
+from tests.support.workspace_recall import Recall, measure, source_files
 
 PACKAGES: list[tuple[str, str, str, tuple[str, ...]]] = [
     # (name, registry, folder inside the package, suffixes)
@@ -150,7 +150,7 @@ def indexing_table(count: int) -> None:
         before = _rss()
         index, seconds, longest, _ = asyncio.run(_index_while_ticking(root, cache))
         added = _rss() - before
-        worker = _rss_of(index._process.pid) if index._process is not None else 0  # noqa: SLF001
+        worker = _rss_of(index._process.pid) if index._process is not None else 0
         print(f"indexing {files} files: {len(index)} indexed in {seconds:.2f} s in the background "
               f"({index.stats.parsed} parsed); longest event-loop hold {longest * 1000:.1f} ms (target < 10 ms); "
               f"resident memory added to the server {added / 2**20:.1f} MB, indexing process peak "
