@@ -284,8 +284,12 @@ class WorkspaceIndex:
         for path in paths:
             summary = self.file(path)
             if summary is not None:
-                found.extend((path, d) for d in summary.definitions if d.name == name)
+                found.extend((path, d) for d in summary.by_name.get(name, ()))
         return found
+
+    def owners(self, name: str) -> tuple[str, ...]:
+        """The paths defining ``name`` (nothing decoded: cheap)."""
+        return self._by_name.get(name, ())
 
     def resolve(self, language: str, ref: ImportRef, source: str) -> list[str]:
         with self._lock:

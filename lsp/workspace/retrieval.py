@@ -6,6 +6,7 @@ first line of their documentation (small definitions whole).
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from collections.abc import Callable, Collection, Iterable, Mapping
@@ -53,7 +54,7 @@ def _add(found: dict[tuple[str, str, int], _Found], score: float, path: str, def
 def _defined(summary: FileSummary | None, name: str) -> list[Definition]:
     if summary is None:
         return []
-    return [d for d in summary.definitions if d.name == name and not d.parent]
+    return summary.top_level.get(name, [])
 
 
 def _lookup(index: WorkspaceIndex, language: str, files: list[str], name: str, depth: int = 0,
@@ -75,6 +76,24 @@ def _lookup(index: WorkspaceIndex, language: str, files: list[str], name: str, d
             if results:
                 break
     return results
+
+
+_RESOLVED: dict[tuple[int, str, str, tuple[str, ...]], tuple[int, list[tuple[ImportRef, list[str]]]]] = {}
+
+
+def _resolved_imports(index: WorkspaceIndex, language: str, path: str, texts: tuple[str, ...],
+                      source: str) -> list[tuple[ImportRef, list[str]]]:
+    """The file's imports and the files each resolves to, kept until the imports or the index change."""
+    key = (id(index), path, language, texts)
+    cached = _RESOLVED.get(key)
+    if cached is not None and cached[0] == index.generation:
+        return cached[1]
+    refs = parse_imports(language, texts, source)
+    resolved = [(ref, index.resolve(language, ref, path)) for ref in refs]
+    _RESOLVED[key] = (index.generation, resolved)
+    while len(_RESOLVED) > 64:
+        del _RESOLVED[next(iter(_RESOLVED))]
+    return resolved
 
 
 def _proximity(a: str, b: str) -> float:
@@ -129,9 +148,7 @@ def related_definitions(
                     _add(found, score, module_file, definition)
                     resolved_names.add(definition.name)
 
-    refs: list[ImportRef] = parse_imports(language, import_texts, source)
-    for ref in refs:
-        files = index.resolve(language, ref, path)
+    for ref, files in _resolved_imports(index, language, path, tuple(import_texts), source):
         for local, remote in ref.names:
             weight = names.get(local, 0.0)
             hits = _lookup(index, language, files, local if remote == "default" else remote)
@@ -157,10 +174,10 @@ def related_definitions(
     for used, used_weight in names.items():
         if used in resolved_names or used in local_names:
             continue
-        entries = [(p, d) for p, d in index.named(used) if p not in skip]
-        owners = {p for p, _ in entries}
-        if not entries or len(owners) > MAX_AMBIGUITY:
+        owners = set(index.owners(used)) - skip
+        if not owners or len(owners) > MAX_AMBIGUITY:
             continue
+        entries = [(p, d) for p, d in index.named(used) if p in owners]
         for other, definition in entries[:3]:
             same = spec_for(None, other)
             if same is None or (same.name != language and {same.name, language} - {"typescript", "tsx", "javascript"}):
@@ -184,11 +201,16 @@ def _title(signature: str) -> str:
 
 
 def render_definition(definition: Definition, summary: FileSummary | None) -> tuple[str, str]:
+    language = summary.language if summary is not None else ""
+    indent = summary.indent if summary is not None else "    "
+    return _render(definition, language, indent)
+
+
+@functools.lru_cache(maxsize=4096)
+def _render(definition: Definition, language: str, indent: str) -> tuple[str, str]:
     """(title, text) of a workspace definition: whole when small, else its signature, the first line of
     its documentation and, for a class, its members' signatures; written the way the language writes
     them (Go's brace on the signature's line, the file's own indentation)."""
-    language = summary.language if summary is not None else ""
-    indent = summary.indent if summary is not None else "    "
     title = _title(definition.signature)
     if definition.parent:
         title = f"{title} (in {definition.parent})"
@@ -225,7 +247,9 @@ def snippets(index: WorkspaceIndex, found: list[tuple[float, str, Definition]], 
     result: list[Snippet] = []
     for score, path, definition in found:
         title, text = render_definition(definition, index.file(path))
-        result.append(Snippet(title=title, text=text, path=relative_path_of(path, root or index.root),
+        base = (root or index.root).rstrip("/") + "/"
+        shown = path[len(base) :] if path.startswith(base) else relative_path_of(path, root or index.root)
+        result.append(Snippet(title=title, text=text, path=shown,
                               score=round(score, 4), start_line=definition.line, end_line=definition.end_line))
     return result
 

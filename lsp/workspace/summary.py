@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from lsp.context.documents import Document
@@ -44,6 +45,22 @@ class FileSummary:
     indent: str  # the file's indentation unit ("\t", "    ", "  ")
     definitions: tuple[Definition, ...]
     imports: tuple[ImportRef, ...]
+
+    @cached_property
+    def top_level(self) -> dict[str, list[Definition]]:
+        """Top-level definitions by name (what an import of this file can bind)."""
+        table: dict[str, list[Definition]] = {}
+        for definition in self.definitions:
+            if not definition.parent:
+                table.setdefault(definition.name, []).append(definition)
+        return table
+
+    @cached_property
+    def by_name(self) -> dict[str, list[Definition]]:
+        table: dict[str, list[Definition]] = {}
+        for definition in self.definitions:
+            table.setdefault(definition.name, []).append(definition)
+        return table
 
     def to_json(self) -> dict[str, Any]:
         # by hand: dataclasses.asdict deep-copies every field, several times slower
