@@ -74,6 +74,7 @@ class Snippet:
     score: float
     start_line: int = -1  # LSP lines of the definition in its file (so a prompt can skip what it shows)
     end_line: int = -1
+    scope: str = ""  # the class it belongs to when shown without it (a member of another file's class)
 
 
 @dataclass(frozen=True)
@@ -398,10 +399,12 @@ def _document_index(doc: Document, deadline: float) -> FileIndex | None:
 
 
 def _reference_names(
-    language: Language, tree: Tree, lo: int, hi: int, cursor_byte: int, line_bytes: float, skip: set[int]
+    language: Language, tree: Tree, lo: int, hi: int, cursor_byte: int, line_bytes: float, skip: set[int],
+    skip_ranges: Collection[tuple[int, int]] = (),
 ) -> dict[str, float]:
     """Names used in bytes [lo, hi), weighted by their closeness to the cursor (``line_bytes``: the average
-    length of a line, to count the distance in lines), except at ``skip`` bytes: names of definitions."""
+    length of a line, to count the distance in lines), except at ``skip`` bytes (names of definitions) and
+    in ``skip_ranges`` (import statements: a name imported is not yet a name used)."""
     cursor = QueryCursor(language.reference_query)
     cursor.set_byte_range(lo, hi)
     scores: dict[str, float] = {}
@@ -410,7 +413,7 @@ def _reference_names(
     for nodes in cursor.captures(tree.root_node).values():
         for node in nodes:
             start = node.start_byte
-            if start in skip:
+            if start in skip or (skip_ranges and any(a <= start < b for a, b in skip_ranges)):
                 continue
             raw = node.text
             if not raw or len(raw) < 2:
@@ -454,8 +457,10 @@ def _related(
     """Definitions referred to by the code in ``window`` (bytes), in this and the other documents and the
     workspace; and the names used there, weighted by their closeness to the cursor."""
     assert doc.language is not None
-    skip = {s.name_at for s in index.between(window[0], window[1])}
-    names = _reference_names(doc.language, tree, window[0], window[1], inside[0], line_bytes, skip)
+    in_window = index.between(window[0], window[1])
+    skip = {s.name_at for s in in_window}
+    imports = [(s.start, s.end) for s in in_window if s.base == "import"]
+    names = _reference_names(doc.language, tree, window[0], window[1], inside[0], line_bytes, skip, imports)
     if not names:
         return [], names
     candidates: dict[int, _Candidate] = {}

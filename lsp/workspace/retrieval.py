@@ -249,8 +249,8 @@ def snippets(index: WorkspaceIndex, found: list[tuple[float, str, Definition]], 
         title, text = render_definition(definition, index.file(path))
         base = (root or index.root).rstrip("/") + "/"
         shown = path[len(base) :] if path.startswith(base) else relative_path_of(path, root or index.root)
-        result.append(Snippet(title=title, text=text, path=shown,
-                              score=round(score, 4), start_line=definition.line, end_line=definition.end_line))
+        result.append(Snippet(title=title, text=text, path=shown, score=round(score, 4),
+                              start_line=definition.line, end_line=definition.end_line, scope=definition.parent))
     return result
 
 

@@ -156,7 +156,7 @@ async def test_a_definition_from_an_unopened_file_reaches_the_prompt(client: Lan
     assert "billing/models.py" in prompt
     assert "def total_with_tax(self, rate: float = 0.2) -> float" in prompt  # the class's members
     assert "node_modules" not in prompt
-    assert prompt.count("billing/models.py") == prompt.count("(billing/models.py)")  # printed once each
+    assert prompt.count("billing/models.py") == prompt.count("From `billing/models.py`:")  # once each
 
 
 async def test_watchers_only_where_the_client_allows_dynamic_registration(client: LanguageClient) -> None:
