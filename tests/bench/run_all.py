@@ -25,6 +25,7 @@ BENCHES: list[tuple[str, list[str], list[str]]] = [
     ("bench_completion.py", [], ["--bursts", "3", "--cancellations", "3"]),
     ("bench_backends.py", ["--openai"], ["--runs", "1", "--no-cli"]),
     ("soak.py", [], ["--requests", "400", "--editors", "4"]),
+    ("bench_workspace.py", [], ["--quick"]),
 ]
 
 
