@@ -9,7 +9,7 @@ import asyncio
 import logging
 import sys
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any, BinaryIO
 from urllib.parse import unquote, urlparse
 
@@ -23,7 +23,8 @@ from lsp.backends.base import AFTER_ANSWER, Backend
 from lsp.backends.select import chosen_backend, create_backend
 from lsp.completion_flow import CompletionFlow
 from lsp.config import Settings, resolve
-from lsp.context.documents import DocumentStore
+from lsp.context.documents import Document, DocumentStore
+from lsp.context.extract import DefinitionSource, Snippet
 from lsp.errors import CodellamaError
 from lsp.log import register_secret, set_client_sink, setup_logging
 from lsp.notices import Notices
@@ -32,7 +33,6 @@ from lsp.scratch import ScratchFolder
 from lsp.stdio import stdin_reader
 from lsp.templates import PromptStore
 from lsp.tokens import TokenCounter, load_counter
-from lsp.workspace import WorkspaceDefinitions
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ class CodellamaServer(LanguageServer):
         self.completion_flow = CompletionFlow()
         self.root: str | None = None
         # filled by features/workspace.py once the client names a workspace; off when the setting is
-        self.workspace_definitions = WorkspaceDefinitions(None, enabled=lambda: self.settings.workspace.enable)
+        self.workspace_definitions = WorkspaceSlot(lambda: self.settings.workspace.enable)
         self.settings, problems = resolve(None, self.cli_overrides)
         self.prompt_store = PromptStore(self.settings.prompts_path)
         self.counter: TokenCounter = load_counter(self.settings.tokenizer)
@@ -243,6 +243,28 @@ class CodellamaServer(LanguageServer):
         folders = params.workspace_folders or []
         uri = folders[0].uri if folders else params.root_uri
         self.root = uri_to_path(uri) if uri else None
+
+
+class WorkspaceSlot:
+    """Where the workspace index's definitions plug in once ``features/workspace.py`` starts an index (the
+    index's modules are imported only then); off while the setting is."""
+
+    def __init__(self, enabled: Callable[[], bool]) -> None:
+        self.source: Any = None  # a lsp.workspace.WorkspaceDefinitions
+        self.enabled = enabled
+
+    def definitions_for(
+        self, doc: Document, names: Mapping[str, float], skip_paths: Collection[str], local_names: Collection[str]
+    ) -> list[Snippet]:
+        source: DefinitionSource | None = self.source
+        if source is None or not self.enabled():
+            return []
+        return source.definitions_for(doc, names, skip_paths, local_names)
+
+    def stats(self) -> dict[str, Any]:
+        if self.source is None:
+            return {"files": 0, "scanned": False, "updates": 0, "generation": 0}
+        return dict(self.source.stats())
 
 
 def uri_to_path(uri: str) -> str:

@@ -9,13 +9,16 @@ import atexit
 import logging
 import os
 import uuid
+from typing import TYPE_CHECKING
 
 from lsprotocol import types
 
 from lsp.context.documents import uri_to_path
 from lsp.context.languages import LANGUAGES
 from lsp.server import CodellamaServer
-from lsp.workspace import WalkLimits, WorkspaceIndex
+
+if TYPE_CHECKING:
+    from lsp.workspace import WalkLimits, WorkspaceIndex
 
 log = logging.getLogger(__name__)
 
@@ -24,24 +27,33 @@ WATCH_GLOB = "**/*.{" + ",".join(WATCHED_EXTENSIONS) + "}"
 
 
 def limits(ls: CodellamaServer) -> WalkLimits:
+    from lsp.workspace import WalkLimits
+
     settings = ls.settings.workspace
     return WalkLimits(settings.max_files, settings.max_file_size, settings.max_total_size, tuple(settings.exclude))
 
 
 def start_index(ls: CodellamaServer) -> WorkspaceIndex | None:
     """Start indexing the workspace root in the background (once; not without a root or when disabled)."""
-    holder = ls.workspace_definitions
-    if holder.index is not None or not ls.root or not ls.settings.workspace.enable:
-        return holder.index
+    existing = _index(ls)
+    if existing is not None or not ls.root or not ls.settings.workspace.enable:
+        return existing
     if not os.path.isdir(ls.root):
         log.warning("workspace index: the workspace root %s is not a folder; no index", ls.root)
         return None
+    # imported here, not with the server: a server without a workspace never loads the index's modules
+    from lsp.workspace import WorkspaceDefinitions, WorkspaceIndex
+
     index = WorkspaceIndex(ls.root, limits(ls))
     index.start()
     atexit.register(index.close)
-    holder.index = index
-    holder.root = ls.root
+    ls.workspace_definitions.source = WorkspaceDefinitions(index, ls.root)
     return index
+
+
+def _index(ls: CodellamaServer) -> WorkspaceIndex | None:
+    source = ls.workspace_definitions.source
+    return source.index if source is not None else None
 
 
 async def register_watchers(ls: CodellamaServer) -> bool:
@@ -74,7 +86,7 @@ async def on_initialized(ls: CodellamaServer) -> None:
 def register(server: CodellamaServer) -> None:
     @server.feature(types.WORKSPACE_DID_CHANGE_WATCHED_FILES)
     def did_change_watched_files(ls: CodellamaServer, params: types.DidChangeWatchedFilesParams) -> None:
-        index = ls.workspace_definitions.index
+        index = _index(ls)
         if index is None:
             return
         changed: list[str] = []
@@ -90,6 +102,6 @@ def register(server: CodellamaServer) -> None:
 
     @server.feature(types.TEXT_DOCUMENT_DID_SAVE)
     def did_save(ls: CodellamaServer, params: types.DidSaveTextDocumentParams) -> None:
-        index = ls.workspace_definitions.index
+        index = _index(ls)
         if index is not None and params.text_document.uri.startswith("file:"):
             index.update([uri_to_path(params.text_document.uri)])

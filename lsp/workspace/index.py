@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import IO, Any
 
 from .imports import ImportRef, ModuleMap
-from .store import SummaryStore
 from .summary import Definition, FileSummary
 from .walker import SKIPPED_DIRS, WalkLimits, is_source
 
@@ -103,6 +102,8 @@ class WorkspaceIndex:
     def _load_persisted(self) -> None:
         """The persisted summaries, into the tables while the indexing process starts and walks (it then
         sends only what changed): a restart is current for unchanged files in a fraction of a second."""
+        from .store import SummaryStore  # sqlite3 only once an index runs
+
         store = SummaryStore(self.root, self.cache / "workspaces" if self.cache else None, readonly=True)
         try:
             rows = store.load()
