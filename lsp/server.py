@@ -19,18 +19,17 @@ from pygls.lsp.server import LanguageServer
 
 from lsp import __version__
 from lsp.assistant import Assistant
-from lsp.backends.base import AFTER_ANSWER, Backend
+from lsp.backends.base import Backend
 from lsp.backends.select import chosen_backend, create_backend
-from lsp.completion_flow import CompletionFlow
+from lsp.compat import Protocol, ResyncingReader
+from lsp.completion.flow import CompletionFlow
 from lsp.config import Settings, resolve
 from lsp.context.documents import Document, DocumentStore
 from lsp.context.extract import DefinitionSource, Snippet
 from lsp.errors import CodellamaError
 from lsp.log import register_secret, set_client_sink, setup_logging
 from lsp.notices import Notices
-from lsp.rpc import Protocol
 from lsp.scratch import ScratchFolder
-from lsp.stdio import stdin_reader
 from lsp.templates import PromptStore
 from lsp.tokens import TokenCounter, load_counter
 
@@ -69,7 +68,6 @@ class CodellamaServer(LanguageServer):
         self._completions_enabled = True
         self.tasks: set[asyncio.Task[Any]] = set()
         self._catch_up: asyncio.Handle | None = None
-        self._idle: asyncio.TimerHandle | None = None
         self.pending_problems = problems
         self.exit_code = 0
         set_client_sink(self._log_to_client)
@@ -78,8 +76,7 @@ class CodellamaServer(LanguageServer):
 
     def start_io(self, stdin: BinaryIO | None = None, stdout: BinaryIO | None = None) -> None:
         """Serve over stdio until ``exit`` or the end of input; :attr:`exit_code` is 1 when the client
-        exited without ``shutdown`` (as LSP says; pygls swallows it). Messages are read on the event loop
-        (see :mod:`lsp.stdio`)."""
+        exited without ``shutdown`` (as LSP says; pygls swallows it)."""
         self._stop_event = threading.Event()
         self.protocol.set_writer(StdoutWriter(stdout or sys.stdout.buffer))
         try:
@@ -95,7 +92,7 @@ class CodellamaServer(LanguageServer):
 
     async def _serve_io(self, stdin: BinaryIO) -> None:
         assert self._stop_event is not None
-        reader = await stdin_reader(stdin, self.thread_pool)
+        reader = ResyncingReader(stdin)
         await run_async(
             stop_event=self._stop_event,
             reader=reader,
@@ -141,11 +138,10 @@ class CodellamaServer(LanguageServer):
     # -- documents ----------------------------------------------------------------------------------
 
     def catch_up_later(self) -> None:
-        """Do the upkeep edits leave (a long re-parse, the definitions index) between messages: starting a
-        moment after the edit, so that the request that usually follows it is answered first, then one
-        short slice per turn of the event loop."""
+        """Do the upkeep edits leave (a long re-parse, the definitions index) between messages: one short
+        slice per turn of the event loop, so that no message waits for more than a slice."""
         if self._catch_up is None and self.documents.behind:
-            self._catch_up = asyncio.get_running_loop().call_later(AFTER_ANSWER, self._catch_up_slice)
+            self._catch_up = asyncio.get_running_loop().call_soon(self._catch_up_slice)
 
     def _catch_up_slice(self) -> None:
         self._catch_up = None
@@ -175,6 +171,11 @@ class CodellamaServer(LanguageServer):
     def toggle_completions(self, enabled: bool | None = None) -> bool:
         self._completions_enabled = (not self._completions_enabled) if enabled is None else enabled
         return self._completions_enabled
+
+    def backend_connections(self) -> dict[str, Any]:
+        """What the backend says of its connections (for the stats), without starting it."""
+        states = getattr(self._backend, "connection_states", None)
+        return dict(states()) if callable(states) else {}
 
     async def close_backend(self) -> None:
         for task in list(self.tasks):
@@ -206,22 +207,7 @@ class CodellamaServer(LanguageServer):
         self.status("idle")
 
     def status(self, state: str, message: str = "") -> None:
-        """Tell the client what the server is doing (codellama/status). "idle" is sent a moment later, and
-        not at all if other news comes first: it would otherwise go out before the answer it follows, on the
-        path of every completion; and a busy-idle-busy flicker while typing helps no one."""
-        if self._idle is not None:
-            self._idle.cancel()
-            self._idle = None
-        if state == "idle":
-            try:
-                self._idle = asyncio.get_running_loop().call_later(AFTER_ANSWER, self._send_status, state, message)
-                return
-            except RuntimeError:  # no loop (a test calling in directly): now
-                pass
-        self._send_status(state, message)
-
-    def _send_status(self, state: str, message: str) -> None:
-        self._idle = None
+        """Tell the client what the server is doing (codellama/status)."""
         model: str | None = None
         if self._backend is not None:
             model = getattr(self._backend, "model_name", None) or self._backend.name

@@ -11,7 +11,6 @@ from .documents import (
     Document,
     DocumentStore,
     Range,
-    StaleVersion,
     UnknownDocument,
     uri_to_path,
 )
@@ -45,7 +44,6 @@ __all__ = [
     "Range",
     "Scope",
     "Snippet",
-    "StaleVersion",
     "UnknownDocument",
     "block_end",
     "context_at",

@@ -28,7 +28,7 @@ from tree_sitter import Parser, Tree
 
 from .index import FileIndex
 from .languages import Language, language_for, parser_for
-from .positions import LineIndex, encode, point_after
+from .positions import Encoding, LineIndex, encode, point_after
 from .resumable import parse_within
 
 __all__ = [
@@ -38,7 +38,6 @@ __all__ = [
     "Document",
     "DocumentStore",
     "Range",
-    "StaleVersion",
     "UnknownDocument",
     "uri_to_path",
 ]
@@ -49,16 +48,13 @@ DEFAULT_MAX_SIZE = 5 * 1024 * 1024  # bytes of UTF-8; larger documents are kept 
 DEFAULT_TREE_BUDGET = 4 * 1024 * 1024  # bytes of source whose trees a store keeps in memory
 PARSE_SLICE = 0.004  # seconds a re-parse runs before it is suspended, when the caller gives a budget
 
-Range = tuple[tuple[int, int], tuple[int, int]]  # ((start line, start utf16), (end line, end utf16))
+# ((start line, start character), (end line, end character)), characters in the document's position encoding
+Range = tuple[tuple[int, int], tuple[int, int]]
 Change = tuple[str, Range | None]  # (text, range); range None = the whole document
 
 
 class UnknownDocument(KeyError):
     """The document is not open."""
-
-
-class StaleVersion(ValueError):
-    """A change whose version is not newer than the document's."""
 
 
 def uri_to_path(uri: str) -> str:
@@ -88,10 +84,13 @@ class Document:
         *,
         max_size: int = DEFAULT_MAX_SIZE,
         language: Language | bool | None = True,
+        encoding: Encoding = "utf-16",
     ) -> None:
         """``language=True`` looks the language up from ``language_id`` and the URI's extension; pass a
-        :class:`Language` or ``None`` (plain text) to choose."""
+        :class:`Language` or ``None`` (plain text) to choose. ``encoding`` is the unit of the characters
+        of the positions the client sends and receives for it (the negotiated position encoding)."""
         self.uri = uri
+        self.encoding: Encoding = encoding
         self.language_id = language_id
         self.version = version
         self.path = uri_to_path(uri)
@@ -272,11 +271,14 @@ class Document:
     def snapshot(self) -> Document:
         """The document as it is now, unaffected by later edits (which change a Document in place: its text,
         and its tree through ``tree.edit``). The copy gets its own tree (a tree-sitter copy is cheap: shared,
-        copy-on-write) and no definitions index (it builds its own if it is ever asked); it is in no store."""
-        tree = self.tree  # parses a tree the store dropped
+        copy-on-write) and no definitions index (it builds its own if it is ever asked); it is in no store.
+
+        Nothing is parsed here: a re-parse still pending is finished by the copy when its tree is first
+        read (in a parser of its own), and a tree the store dropped is parsed again then."""
         self.lines  # noqa: B018 - computed once here rather than in both copies
         snapshot = copy.copy(self)
-        snapshot._tree = tree.copy() if tree is not None else None
+        snapshot._tree = self._tree.copy() if self._tree is not None else None
+        snapshot._parser = None  # a suspended parse belongs to the original; the copy starts its own
         snapshot._index = None
         snapshot._index_version = -1
         snapshot.on_parse = None
@@ -314,8 +316,8 @@ class Document:
                 reparse = True
                 continue
             lines = self.lines
-            start = lines.offset_at(*rng[0])
-            end = lines.offset_at(*rng[1])
+            start = lines.offset_at(*rng[0], encoding=self.encoding)
+            end = lines.offset_at(*rng[1], encoding=self.encoding)
             if end < start:
                 start, end = end, start
             if start == end and not text:
@@ -372,11 +374,23 @@ class DocumentStore:
         total size of the documents whose trees stay in memory (the most recently used one always does)."""
         self.max_size = max_size
         self.tree_budget = tree_budget
+        self._encoding: Encoding = "utf-16"
         self._docs: OrderedDict[str, Document] = OrderedDict()  # least recently used first
+
+    @property
+    def encoding(self) -> Encoding:
+        """The position encoding of the ranges in changes (and of every open document's positions)."""
+        return self._encoding
+
+    @encoding.setter
+    def encoding(self, encoding: Encoding) -> None:
+        self._encoding = encoding
+        for doc in self._docs.values():
+            doc.encoding = encoding
 
     def open(self, uri: str, language_id: str, version: int, text: str) -> Document:
         """Open (or reopen) a document."""
-        doc = Document(uri, language_id, version, text, max_size=self.max_size)
+        doc = Document(uri, language_id, version, text, max_size=self.max_size, encoding=self._encoding)
         self._docs[uri] = doc
         self._docs.move_to_end(uri)
         doc.on_parse = self._parsed
@@ -387,12 +401,13 @@ class DocumentStore:
         """Apply the content changes of a ``didChange`` in order; with a ``budget``, a long re-parse is left
         for :meth:`catch_up` (see :meth:`Document.apply_changes`).
 
-        Raises :class:`UnknownDocument` if the document is not open and :class:`StaleVersion` if ``version``
-        is not newer than the document's.
+        Raises :class:`UnknownDocument` if the document is not open. A ``version`` that is not newer than the
+        document's is logged and the changes applied all the same: the client sends what it changed, and
+        dropping it would leave the server's copy different from the editor's for good.
         """
         doc = self.get(uri)
         if version <= doc.version:
-            raise StaleVersion(f"{uri}: version {version} is not newer than {doc.version}")
+            log.warning("%s: change to version %d follows version %d; applied", uri, version, doc.version)
         doc.apply_changes(changes, version, budget=budget)
         return doc
 

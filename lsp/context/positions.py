@@ -1,7 +1,8 @@
 """Position conversions: the one place that maps between the four coordinate systems.
 
-* LSP positions: ``(line, character)`` where ``character`` counts UTF-16 code units and a line
-  ends at ``\\r\\n``, ``\\n`` or a lone ``\\r``.
+* LSP positions: ``(line, character)`` where ``character`` counts code units of the position encoding
+  the client and server agreed on (UTF-16 by default, UTF-8 or UTF-32 when negotiated) and a line ends at
+  ``\\r\\n``, ``\\n`` or a lone ``\\r``.
 * Python ``str`` offsets ("offsets" everywhere else in :mod:`lsp.context`).
 * UTF-8 byte offsets, which is what tree-sitter uses for nodes and edits.
 * tree-sitter points ``(row, byte column)``, where only ``\\n`` starts a new row.
@@ -15,8 +16,12 @@ from __future__ import annotations
 import re
 from bisect import bisect_right
 from itertools import accumulate
+from typing import Literal
 
-__all__ = ["InvalidPosition", "LineIndex", "utf16_len"]
+Encoding = Literal["utf-8", "utf-16", "utf-32"]
+ENCODINGS: tuple[Encoding, ...] = ("utf-8", "utf-16", "utf-32")
+
+__all__ = ["ENCODINGS", "Encoding", "InvalidPosition", "LineIndex", "units", "utf16_len"]
 
 _EOL = re.compile(r"\r\n|\r|\n")
 _EOL_BYTES = re.compile(rb"\r\n|\r|\n")
@@ -32,6 +37,44 @@ def utf16_len(text: str) -> int:
     if text.isascii():
         return len(text)
     return len(text.encode("utf-16-le", _ENCODING_ERRORS)) // 2
+
+
+def units(text: str, encoding: Encoding = "utf-16") -> int:
+    """Length of ``text`` in code units of ``encoding`` (UTF-32: characters)."""
+    if encoding == "utf-32" or text.isascii():
+        return len(text)
+    if encoding == "utf-8":
+        return len(text.encode("utf-8", _ENCODING_ERRORS))
+    return utf16_len(text)
+
+
+def _prefix_chars(content: str, character: int, encoding: Encoding) -> int:
+    """How many characters of ``content`` (one line, non-ASCII) lie before code unit ``character``; a unit
+    inside a character means the start of that character. ``character`` is below the line's length."""
+    if encoding == "utf-32":
+        return character
+    if encoding == "utf-8":
+        head = _whole(content.encode("utf-8", _ENCODING_ERRORS)[:character])
+        return len(head.decode("utf-8", _ENCODING_ERRORS))
+    count = 0
+    for index, char in enumerate(content):
+        width = 2 if char > "\uffff" else 1
+        if count + width > character:
+            return index
+        count += width
+    return len(content)  # pragma: no cover - unreachable, character < units
+
+
+def _whole(head: bytes) -> bytes:
+    """``head`` without a multi-byte UTF-8 sequence cut at its end."""
+    for back in range(1, min(4, len(head)) + 1):
+        byte = head[-back]
+        if byte < 0x80:
+            return head
+        if byte >= 0xC0:  # a lead byte: the sequence is whole when it has all its bytes
+            need = 2 if byte < 0xE0 else 3 if byte < 0xF0 else 4
+            return head if back >= need else head[:-back]
+    return head
 
 
 def _starts(text: str) -> list[int]:
@@ -161,13 +204,15 @@ class LineIndex:
         return self.text[self.line_start(line) : self.line_end(line)]
 
     # ------------------------------------------------------------------ LSP positions
-    def offset_at(self, line: int, character: int, *, strict: bool = False) -> int:
-        """The str offset of the LSP position ``(line, character)``.
+    def offset_at(
+        self, line: int, character: int, *, strict: bool = False, encoding: Encoding = "utf-16"
+    ) -> int:
+        """The str offset of the LSP position ``(line, character)``, ``character`` in units of ``encoding``.
 
         With ``strict`` a position outside the document raises :class:`InvalidPosition`; otherwise it is
         clamped as LSP says: a character beyond the end of its line means the line end, a line beyond the
         last line means the end of the document, negative numbers mean 0. A character in the middle of a
-        surrogate pair means the start of that character.
+        multi-unit character means the start of that character.
         """
         starts = self._starts
         if line < 0 or character < 0:
@@ -189,23 +234,18 @@ class LineIndex:
                 return end
             return start + character
         content = self.text[start:end]
-        units = utf16_len(content)
-        if character >= units:
-            if character > units and strict:
+        length = units(content, encoding)
+        if character >= length:
+            if character > length and strict:
                 raise InvalidPosition(f"character {character} beyond the end of line {line}")
             return end
-        if units == len(content):  # no astral characters on this line
+        if length == len(content):  # one unit per character on this line
             return start + character
-        count = 0
-        for index, char in enumerate(content):
-            width = 2 if char > "\uffff" else 1
-            if count + width > character:
-                return start + index
-            count += width
-        return end  # pragma: no cover - unreachable, character < units
+        return start + _prefix_chars(content, character, encoding)
 
-    def position_at(self, offset: int) -> tuple[int, int]:
-        """The LSP position ``(line, utf16 column)`` of a str offset (clamped to the document).
+    def position_at(self, offset: int, encoding: Encoding = "utf-16") -> tuple[int, int]:
+        """The LSP position ``(line, column in units of encoding)`` of a str offset (clamped to the
+        document).
 
         An offset inside a ``\\r\\n`` line break maps to the end of its line.
         """
@@ -219,7 +259,7 @@ class LineIndex:
         offset = min(offset, end)
         if self._ascii:
             return (line, offset - start)
-        return (line, utf16_len(text[start:offset]))
+        return (line, units(text[start:offset], encoding))
 
     # ------------------------------------------------------------------ bytes and tree-sitter points
     def _bytes_table(self) -> list[int]:

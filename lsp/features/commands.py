@@ -18,6 +18,7 @@ from typing import Any
 from lsprotocol import types
 from pygls.exceptions import JsonRpcInvalidParams, JsonRpcRequestCancelled
 
+from lsp.compat import request_future
 from lsp.features.code_actions import (
     REVIEW_PROPOSAL,
     RUN_ACTION,
@@ -93,7 +94,7 @@ def follow_cancel_request(ls: CodellamaServer) -> None:
     protocol = ls.protocol
     msg_id = protocol.msg_id  # the executeCommand request's id: the task was created in its context
     task = asyncio.current_task()
-    request = protocol._request_futures.get(msg_id) if msg_id is not None else None
+    request = request_future(protocol, msg_id) if msg_id is not None else None
     if request is None or task is None:
         return
     loop = asyncio.get_running_loop()

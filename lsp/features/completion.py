@@ -3,49 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 
 from lsprotocol import types
 
+from lsp.completion.pipeline import complete
 from lsp.context.documents import Document
 from lsp.errors import CodellamaError
 from lsp.features.common import document, offset, to_range
 from lsp.server import CodellamaServer
-from lsp.stdio import MESSAGE_ARRIVED
 from lsp.templates import code_block
 
-log = logging.getLogger(__name__)
-
-# The event loop wakes up to a millisecond after a timer is due (epoll's timeouts are whole milliseconds,
-# rounded up): the debounce's timer is set this much early, and the last of it is waited for by yielding to
-# the loop (which goes on serving messages) until the moment comes.
-TIMER_SPIN = 0.0012
-# The preparation (context and prompt) starts this long before the debounce ends: its average duration times
-# the factor, plus the seconds, so that it is done in time even when it takes a little longer.
-PREPARATION_MARGIN = 1.5, 0.001
-
-
-class _Preparation:
-    """How long building a completion's context and prompt takes (a moving average): that work is done in
-    the last moments of the debounce, so the model is called when the debounce ends, not that much later."""
-
-    def __init__(self) -> None:
-        self.seconds = 0.0
-
-    def lead(self, debounce: float) -> float:
-        # At most a quarter of the debounce: a request that types ahead of a prepared generation joins it,
-        # so the model may be called that much sooner after the last keystroke than the debounce says.
-        factor, extra = PREPARATION_MARGIN
-        return min(self.seconds * factor + extra, debounce / 4) if self.seconds else 0.0
-
-    def observe(self, seconds: float) -> None:
-        seconds = min(seconds, 0.05)  # one slow outlier (a garbage collection) must not set the pace
-        self.seconds = seconds if not self.seconds else 0.8 * self.seconds + 0.2 * seconds
+CATCH_UP_TURNS = 2000  # turns of the event loop a completion waits for a pending re-parse (slices of ~4 ms)
 
 
 def register(server: CodellamaServer) -> None:
-    preparation = _Preparation()
-
     @server.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())
     async def inline_completion(
         ls: CodellamaServer, params: types.InlineCompletionParams
@@ -53,7 +24,7 @@ def register(server: CodellamaServer) -> None:
         doc = document(ls, params.text_document.uri)
         at = offset(doc, params.position)
         invoked = params.context.trigger_kind == types.InlineCompletionTriggerKind.Invoked
-        snapshot, text = await _complete(ls, doc, at, invoked=invoked, preparation=preparation)
+        snapshot, text = await _complete(ls, doc, at, invoked=invoked)
         if not text:
             return types.InlineCompletionList(items=[])
         here = to_range(snapshot, at, at)
@@ -67,7 +38,7 @@ def register(server: CodellamaServer) -> None:
         doc = document(ls, params.text_document.uri)
         at = offset(doc, params.position)
         invoked = params.context is None or params.context.trigger_kind == types.CompletionTriggerKind.Invoked
-        snapshot, text = await _complete(ls, doc, at, invoked=invoked, preparation=preparation)
+        snapshot, text = await _complete(ls, doc, at, invoked=invoked)
         if not text:
             return types.CompletionList(is_incomplete=True, items=[])
         # Clients filter items by the word being typed: the edit starts at that word, so it must be repeated.
@@ -91,9 +62,7 @@ def register(server: CodellamaServer) -> None:
         return types.CompletionList(is_incomplete=True, items=[item])
 
 
-async def _complete(
-    ls: CodellamaServer, doc: Document, at: int, *, invoked: bool, preparation: _Preparation
-) -> tuple[Document, str]:
+async def _complete(ls: CodellamaServer, doc: Document, at: int, *, invoked: bool) -> tuple[Document, str]:
     """The text to insert at `at`, and the document as it was when asked (what the answer's positions
     refer to: the user may type on while the model answers)."""
     settings = ls.settings.completion
@@ -106,41 +75,24 @@ async def _complete(
         return doc, ""
     flow = ls.completion_flow
     flow.bind(assistant)
-    snapshot = doc.snapshot()
-    uri = doc.uri
-    loop = asyncio.get_running_loop()
-    wait = 0.0 if invoked else settings.debounce_ms / 1000  # none when the user asked explicitly
-    lead = preparation.lead(wait)
-    # The debounce: no model call before the user paused this long, counted from when the request reached
-    # the server (the edit read with it was handled first: that time is part of the pause, not added to it).
-    arrived = MESSAGE_ARRIVED.get()
-    now = loop.time()
-    model_at = (now if arrived is None else min(arrived, now)) + wait
-    started: float | None = None
-
-    async def ready() -> None:
-        nonlocal started
-        if started is not None:  # once: a retry with a shorter prompt is not preparation
-            preparation.observe(loop.time() - started)
-            started = None
-        if model_at - loop.time() > TIMER_SPIN:
-            await asyncio.sleep(model_at - loop.time() - TIMER_SPIN)
-        while loop.time() < model_at:  # noqa: ASYNC110 - a spin of at most TIMER_SPIN, by design
-            await asyncio.sleep(0)
+    snapshot = doc.snapshot()  # the text as asked; its tree is not needed before the debounce has passed
 
     async def generate() -> str:
-        # The context is built only for a generation (cache hits and superseded keystrokes cost none), in
-        # the last `lead` seconds of the debounce. The live document is used when it has not changed (its
-        # index is warm), else the snapshot.
-        nonlocal started
-        started = loop.time()
-        live = ls.documents.get(uri) if uri in ls.documents else None
-        source = live if live is doc and doc.version == snapshot.version else snapshot
-        others = [d for d in ls.documents if d.uri != uri]
+        # The context is built only for a generation (cache hits and superseded keystrokes cost none). The
+        # live document is used when it has not changed (its tree and index are current or being brought up
+        # to date between messages), else the snapshot.
+        live = ls.documents.get(doc.uri) if doc.uri in ls.documents else None
+        source, frozen = snapshot, snapshot
+        if live is doc and doc.version == snapshot.version:
+            await _caught_up(ls, doc, snapshot.version)
+            if doc.version == snapshot.version:
+                # the same text, now with its tree: a snapshot of it has that tree too (the first one would
+                # finish the re-parse on its own, in one piece, when the clean-up reads its tree)
+                source, frozen = doc, doc.snapshot()
+        others = [d for d in ls.documents if d.uri != doc.uri]
         ls.status("busy")
         try:
-            context = assistant.completion_context(source, at, others=others, root=ls.root)
-            text = await assistant.complete_context(context, doc=snapshot, offset=at, ready=ready)
+            text = await complete(assistant, source, at, others=others, root=ls.root, snapshot=frozen)
         except CodellamaError as error:
             ls.report(error, "completion")  # once for all the requests waiting on this generation
             return ""
@@ -150,16 +102,21 @@ async def _complete(
         ls.succeeded()
         return text
 
-    # the backend gets ready (a connection, a model) while the debounce runs
+    wait = 0.0 if invoked else settings.debounce_ms / 1000  # no debounce when the user asked explicitly
     text = await flow.complete(
-        uri,
-        snapshot.text[:at],
-        snapshot.text[at:],
-        generate,
-        debounce=model_at - lead - loop.time(),
-        on_debounce=assistant.backend.warm,
+        doc.uri, snapshot.text[:at], snapshot.text[at:], generate, language=doc.language_id, debounce=wait
     )
     return snapshot, text
+
+
+async def _caught_up(ls: CodellamaServer, doc: Document, version: int) -> None:
+    """Let a pending re-parse finish in the slices the server runs between messages, rather than in one
+    piece here when the context reads the tree."""
+    for _ in range(CATCH_UP_TURNS):
+        if doc.parsed or doc.version != version:
+            return
+        ls.catch_up_later()
+        await asyncio.sleep(0)
 
 
 def _documentation(ls: CodellamaServer, code: str) -> str | types.MarkupContent:

@@ -6,7 +6,7 @@ import logging
 
 from lsprotocol import types
 
-from lsp.context.documents import PARSE_SLICE, Change, StaleVersion, UnknownDocument
+from lsp.context.documents import PARSE_SLICE, Change, UnknownDocument
 from lsp.server import CodellamaServer
 
 log = logging.getLogger(__name__)
@@ -31,7 +31,7 @@ def register(server: CodellamaServer) -> None:
         try:
             # a re-parse that outlasts its slice goes on between messages, not before the next one is read
             ls.documents.change(params.text_document.uri, params.text_document.version, changes, budget=PARSE_SLICE)
-        except (UnknownDocument, StaleVersion) as error:
+        except UnknownDocument as error:
             # A notification has no answer; the client will resend on open. Keep serving.
             log.warning("ignored change for %s: %s", params.text_document.uri, error)
             return

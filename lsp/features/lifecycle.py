@@ -5,12 +5,15 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import os
 from typing import Any
 
 from lsprotocol import types
 
+from lsp.compat import requests_in_flight
 from lsp.config import Settings
-from lsp.features import workspace
+from lsp.features import workspace as workspace_feature
+from lsp.features.common import negotiated_encoding
 from lsp.server import CodellamaServer
 
 log = logging.getLogger(__name__)
@@ -22,6 +25,8 @@ def register(server: CodellamaServer) -> None:
     @server.feature(types.INITIALIZE)
     def initialize(ls: CodellamaServer, params: types.InitializeParams) -> None:
         ls.set_root(params)
+        # pygls chose the client's first supported encoding; every position is read and written in it
+        ls.documents.encoding = negotiated_encoding(ls.workspace.position_encoding)
         ls.pending_problems += ls.apply_settings(_as_dict(params.initialization_options))
 
     @server.feature(types.INITIALIZED)
@@ -29,7 +34,7 @@ def register(server: CodellamaServer) -> None:
         problems, ls.pending_problems = ls.pending_problems, []
         ls.show_problems(problems)
         ls.status("idle")
-        ls._spawn(workspace.on_initialized(ls))  # the index walks in the background; watchers are asked for
+        ls._spawn(workspace_feature.on_initialized(ls))  # the index walks in the background; watchers are asked for
 
     @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
     async def did_change_configuration(ls: CodellamaServer, params: types.DidChangeConfigurationParams) -> None:
@@ -51,11 +56,12 @@ def register(server: CodellamaServer) -> None:
     def stats(ls: CodellamaServer, params: Any) -> dict[str, Any]:
         """For soak tests and bug reports: what the process holds (tasks, documents, completion flow)."""
         return {
+            "pid": os.getpid(),
             "tasks": len(asyncio.all_tasks()),
-            "pending": len(ls.protocol._request_futures),  # pygls's table of handlers in flight
+            "pending": requests_in_flight(ls.protocol),  # pygls's table of handlers in flight
             "documents": len(ls.documents),
             "completionFlow": dataclasses.asdict(ls.completion_flow.stats),
-            "connections": getattr(ls._backend, "connection_states", dict)(),
+            "connections": ls.backend_connections(),
             "workspace": ls.workspace_definitions.stats(),
         }
 

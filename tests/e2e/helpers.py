@@ -1,18 +1,54 @@
-"""Helpers for end-to-end tests: an initialized pytest-lsp client talking to the real server process."""
+"""Helpers for end-to-end tests: an initialized pytest-lsp client talking to the real server process.
+
+Suites that run under real clients' recorded capabilities parametrize over :data:`CLIENTS` (pytest-lsp
+ships them) and pass the name to :func:`initialize`; :func:`column` gives a position's character in the
+encoding that client negotiates (Neovim 0.11 offers utf-8 first, Emacs 29 utf-32, VS Code 1.65 none: utf-16).
+"""
 
 from __future__ import annotations
 
 import asyncio
 from typing import Any
 
+import pytest
 from lsprotocol import types
-from pytest_lsp import LanguageClient
+from pytest_lsp import LanguageClient, client_capabilities
+
+# client name (as pytest-lsp knows it) -> the position encoding the server agrees on with it
+ENCODING_OF = {"neovim": "utf-8", "visual-studio-code": "utf-16", "emacs": "utf-32"}
+CLIENTS = [pytest.param(name, id=f"{name}-{encoding}") for name, encoding in ENCODING_OF.items()]
+# Non-ASCII text of each width: accents (2 UTF-8 bytes), CJK (3 bytes), emoji (4 bytes, 2 UTF-16 units)
+NON_ASCII = "s = 'héllo' + '漢字' + '😀'"
+
+
+def column(text: str, encoding: str) -> int:
+    """The length of ``text`` (the part of a line before a position) in code units of ``encoding``."""
+    if encoding == "utf-8":
+        return len(text.encode("utf-8"))
+    if encoding == "utf-16":
+        return len(text.encode("utf-16-le")) // 2
+    return len(text)
 
 
 async def initialize(
-    client: LanguageClient, settings: dict[str, Any], *, progress: bool = True, show_document: bool = True
-) -> None:
-    await client.initialize_session(
+    client: LanguageClient,
+    settings: dict[str, Any],
+    *,
+    progress: bool = True,
+    show_document: bool = True,
+    capabilities: str | None = None,
+) -> types.InitializeResult:
+    """Initialize with the capabilities of the real client named ``capabilities`` (see :data:`CLIENTS`), or
+    with a minimal set of capabilities (with or without progress and showDocument)."""
+    if capabilities is not None:
+        return await client.initialize_session(
+            types.InitializeParams(
+                capabilities=client_capabilities(capabilities),
+                initialization_options={"codellama": settings},
+                root_uri="file:///tmp/project",
+            )
+        )
+    return await client.initialize_session(
         types.InitializeParams(
             capabilities=types.ClientCapabilities(
                 window=types.WindowClientCapabilities(
@@ -62,3 +98,19 @@ async def wait_for(predicate: Any, timeout: float = 5.0) -> None:
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError("condition not met in time")
         await asyncio.sleep(0.02)
+
+
+def records(count: int) -> str:
+    """A long JavaScript module: typing an open bracket in it makes tree-sitter re-parse the rest of the file
+    for longer than one parse slice, so the re-parse goes on between messages."""
+    parts = ['import path from "path";\n']
+    for i in range(count):
+        parts.append(
+            f"\nexport class Record{i} {{\n  constructor(name, count = 0) {{\n    this.name = name;\n"
+            "    this.count = count;\n  }\n\n  describe(prefix = '') {\n"
+            "    return [prefix, this.name, String(this.count)].filter(Boolean).join(' ');\n  }\n\n"
+            f"  bump(amount = 1) {{\n    this.count += amount * helper{i}(amount);\n    return this.count;\n  }}\n}}\n"
+            f"\nexport function helper{i}(value, scale = 1) {{\n  let total = 0;\n"
+            "  for (let step = 0; step < 3; step++) {\n    total += value * scale;\n  }\n  return total;\n}\n"
+        )
+    return "".join(parts)

@@ -152,11 +152,14 @@ async def reset(client: LanguageClient, tgi: TGI, **extra: Any) -> None:
     statuses(client).clear()
 
 
-async def initialize_plain(client: LanguageClient, values: dict[str, Any]) -> None:
-    """Initialize as a plain client: no progress bars, no showDocument."""
+async def initialize_plain(
+    client: LanguageClient, values: dict[str, Any], capabilities: str = "visual-studio-code"
+) -> None:
+    """Initialize with a real client's recorded capabilities (see tests/e2e/helpers.py CLIENTS): VS Code's
+    by default; without progress bars or showDocument either way."""
     await client.initialize_session(
         types.InitializeParams(
-            capabilities=client_capabilities("visual-studio-code"),
+            capabilities=client_capabilities(capabilities),
             initialization_options={"codellama": values},
             root_uri="file:///tmp/project",
         )
@@ -294,11 +297,14 @@ class RawServer:
     """`python -m lsp serve` driven byte by byte: for malformed messages, exit codes and what the process
     writes to stderr (kept in a file)."""
 
-    def __init__(self, stderr_path: Path, *args: str, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, stderr_path: Path, *args: str, env: dict[str, str] | None = None, command: list[str] | None = None
+    ) -> None:
+        """``command``: how to start the server (default: ``python -m lsp serve``), ``args`` appended."""
         self.stderr_path = stderr_path
         self._stderr = stderr_path.open("wb")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "lsp", "serve", *args],
+            [*(command or [sys.executable, "-m", "lsp", "serve"]), *args],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self._stderr,

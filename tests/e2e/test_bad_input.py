@@ -17,6 +17,7 @@ from pytest_lsp import ClientServerConfig, LanguageClient
 
 from tests.conftest import TGI, clean_env, server_command
 from tests.e2e import kit
+from tests.e2e.helpers import CLIENTS, ENCODING_OF
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -25,10 +26,13 @@ ANSWER = {"text": "```python\nanswer(value)\n```"}
 
 @pytest_lsp.fixture(
     scope="module",
+    params=CLIENTS,
     config=ClientServerConfig(server_command(), client_factory=kit.make_client, server_env=clean_env()),
 )
-async def client(lsp_client: LanguageClient, tgi_server: TGI) -> AsyncIterator[None]:
-    await kit.initialize_plain(lsp_client, kit.settings(tgi_server.url))
+async def client(lsp_client: LanguageClient, tgi_server: TGI, request: pytest.FixtureRequest) -> AsyncIterator[None]:
+    """One server per real client's recorded capabilities (and so per position encoding)."""
+    await kit.initialize_plain(lsp_client, kit.settings(tgi_server.url), capabilities=request.param)
+    lsp_client.encoding = ENCODING_OF[request.param]  # type: ignore[attr-defined]
     yield
     await lsp_client.shutdown_session()
 
@@ -52,15 +56,26 @@ def completion_params(uri: str, line: int, character: int) -> types.CompletionPa
 # -- positions and ranges ----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("line", "character"), [(3, 0), (99, 0), (0, 500), (2, 12), (2**31 - 1, 2**31 - 1)])
-async def test_out_of_range_positions_are_a_clear_error(
+@pytest.mark.parametrize(("line", "character"), [(0, 500), (2, 12), (3, 2**31 - 1)])
+async def test_a_character_past_the_end_of_its_line_means_the_line_end(
     client: LanguageClient, tgi: TGI, line: int, character: int
 ) -> None:
+    """LSP: "If the character value is greater than the line length it defaults back to the line length"."""
     uri, _ = kit.unique_doc(client)  # three lines and a final line break: line 3 exists, and is empty
-    if line == 3:
-        tgi.script(ANSWER)
-        assert await kit.complete(client, uri, types.Position(line, character)) == ["answer(value)"]
-        return
+    tgi.script(ANSWER, ANSWER)
+    assert await kit.complete(client, uri, types.Position(line, character)) == ["answer(value)"]
+    assert "<CURSOR>\n" in tgi.requests()[-1]["inputs"]
+    result = await client.text_document_completion_async(completion_params(uri, line, character))
+    assert isinstance(result, types.CompletionList) and result.items
+    assert result.items[0].text_edit.range.end.character < 40  # type: ignore[union-attr]
+    assert not any("Traceback" in m.message or "invalid" in m.message for m in client.log_messages)
+
+
+@pytest.mark.parametrize(("line", "character"), [(4, 0), (99, 0), (2**31 - 1, 2**31 - 1)])
+async def test_a_line_past_the_end_is_a_clear_error(
+    client: LanguageClient, tgi: TGI, line: int, character: int
+) -> None:
+    uri, _ = kit.unique_doc(client)
     with pytest.raises(Exception, match=rf"invalid position {line}:{character} in {uri}"):
         await client.text_document_completion_async(completion_params(uri, line, character))
     with pytest.raises(Exception, match="invalid position"):
@@ -73,13 +88,14 @@ async def test_positions_inside_surrogate_pairs_and_crlf(client: LanguageClient,
     uri = "file:///tmp/project/emoji.py"
     kit.open_doc(client, uri, 'def smile() -> str:\r\n    face = "😀😀"\r\n    return \r\n')
     tgi.script(ANSWER, ANSWER)
-    # Column 13 is inside the first emoji's surrogate pair (columns 12-13): it means the start of that character.
+    # Column 13 is inside the first emoji in UTF-16 (columns 12-13) and UTF-8 (12-15): it means the start of
+    # that character; in UTF-32 it is the second emoji.
     assert await kit.complete(client, uri, types.Position(1, 13)) == ["answer(value)"]
-    assert '    face = "<CURSOR>😀😀"\r\n' in tgi.requests()[-1]["inputs"]
+    before = "" if client.encoding == "utf-32" else "😀"  # type: ignore[attr-defined]
+    after = "😀" if client.encoding == "utf-32" else ""  # type: ignore[attr-defined]
+    assert f'    face = "{after}<CURSOR>{before}😀"\r\n' in tgi.requests()[-1]["inputs"]
     assert await kit.complete(client, uri, types.Position(2, 11)) == ["answer(value)"]
     assert "    return <CURSOR>\r\n" in tgi.requests()[-1]["inputs"]
-    with pytest.raises(Exception, match="invalid position"):
-        await kit.complete(client, uri, types.Position(1, 18))  # the line has 17 UTF-16 units
 
 
 async def test_code_action_ranges(client: LanguageClient, tgi: TGI) -> None:
@@ -128,19 +144,21 @@ async def test_unknown_documents(client: LanguageClient, tgi: TGI) -> None:
     await still_serves(client, tgi)
 
 
-async def test_stale_and_out_of_range_changes(client: LanguageClient, tgi: TGI) -> None:
+async def test_changes_whose_version_does_not_increase_are_applied_and_logged(
+    client: LanguageClient, tgi: TGI
+) -> None:
+    """Dropping what the editor changed would leave the server's copy different from the editor's for good."""
     uri = "file:///tmp/project/versions.py"
     kit.open_doc(client, uri, "def f(a):\n    return a\n", version=5)
-    kit.edit_doc(client, uri, 3, (1, 11), (1, 12), "STALE")  # older than 5: ignored
-    kit.edit_doc(client, uri, 5, (1, 11), (1, 12), "SAME")  # not newer: ignored
-    kit.edit_doc(client, uri, 6, (1, 12), (1, 12), " + ")  # applied
+    kit.edit_doc(client, uri, 3, (1, 12), (1, 12), " + b")  # older than 5: applied, logged
+    kit.edit_doc(client, uri, 3, (1, 16), (1, 16), " + c")  # not newer: applied, logged
+    kit.edit_doc(client, uri, 6, (1, 20), (1, 20), " + ")  # newer
     kit.edit_doc(client, uri, 7, (90, 0), (95, 3), "\n# tail")  # beyond the end: clamped to the end
     tgi.script(ANSWER)
-    assert await kit.complete(client, uri, types.Position(1, 15)) == ["answer(value)"]
+    assert await kit.complete(client, uri, types.Position(1, 23)) == ["answer(value)"]
     inputs = tgi.requests()[-1]["inputs"]
-    assert "return a + <CURSOR>\n\n# tail" in inputs
-    assert "STALE" not in inputs and "SAME" not in inputs
-    warnings = [m.message for m in client.log_messages if "ignored change" in m.message]
+    assert "return a + b + c + <CURSOR>\n\n# tail" in inputs
+    warnings = [m.message for m in client.log_messages if "applied" in m.message]
     assert len(warnings) == 2
 
 
@@ -296,6 +314,8 @@ FRAMING_FAULTS = {
     "a header line of 300 kB": b"X-Junk: " + b"x" * 300_000 + b"\r\n\r\n",
     "no length": b"Content-Type: application/vscode-jsonrpc; charset=utf-8\r\n\r\n{}\r\n",
     "length too short": b'Content-Length: 5\r\n\r\n{"jsonrpc":"2.0","id":77,"method":"x"}\r\n',
+    "length too short, the next header glued on": b'Content-Length: 5\r\n\r\n{"jsonrpc":"2.0","id":76,"method":"x"}',
+    "length too long": b'Content-Length: 900\r\n\r\n{"jsonrpc":"2.0","id":75,"method":"codellama/stats"}',
     "invalid json": frame(b'{"jsonrpc": "2.0", "id": 78, "method": '),
     "invalid utf-8": frame(b'{"jsonrpc":"2.0","id":79,"method":"codellama/stats","params":"\xff\xfe"}'),
     "not an object": frame(b"[]"),
@@ -325,6 +345,23 @@ async def test_malformed_positions_are_invalid_params(raw: kit.RawServer, tgi: T
     assert answer["error"]["code"] == -32602, answer
     assert "cannot read the params of 'textDocument/inlineCompletion'" in answer["error"]["message"]
     works(raw, tgi)
+
+
+async def test_requests_before_initialize_and_after_shutdown_get_the_errors(tgi: TGI, tmp_path: Any) -> None:
+    server = kit.RawServer(tmp_path / "stderr.log")
+    try:
+        early = server.call("textDocument/completion", {"textDocument": {"uri": "file:///x.py"},
+                                                        "position": {"line": 0, "character": 0}})
+        assert early["error"]["code"] == -32002, early
+        server.initialize(kit.settings(tgi.url))
+        assert "error" not in server.call("codellama/stats", {})
+        assert "error" not in server.call("shutdown", None)
+        late = server.call("codellama/stats", {})
+        assert late["error"]["code"] == -32600, late
+        server.notify("exit", None)
+        assert server.process.wait(timeout=10) == 0
+    finally:
+        server.close()
 
 
 async def test_requests_the_server_cannot_read_get_an_error_answer(raw: kit.RawServer, tgi: TGI) -> None:

@@ -12,26 +12,11 @@ from pytest_lsp import ClientServerConfig, LanguageClient
 
 from lsp.features.lifecycle import STATS_METHOD
 from tests.conftest import TGI, clean_env, server_command
-from tests.e2e.helpers import edit_doc, initialize, open_doc
+from tests.e2e import helpers
+from tests.e2e.helpers import CLIENTS, ENCODING_OF, NON_ASCII, edit_doc, initialize, open_doc, records
 from tests.e2e.kit import complete
 
 URI = "file:///tmp/project/records.js"
-
-
-def records(count: int) -> str:
-    """A long JavaScript module: typing an open bracket in it makes tree-sitter re-parse the rest of the file
-    for longer than one parse slice, so the re-parse goes on between messages."""
-    parts = ['import path from "path";\n']
-    for i in range(count):
-        parts.append(
-            f"\nexport class Record{i} {{\n  constructor(name, count = 0) {{\n    this.name = name;\n"
-            "    this.count = count;\n  }\n\n  describe(prefix = '') {\n"
-            "    return [prefix, this.name, String(this.count)].filter(Boolean).join(' ');\n  }\n\n"
-            f"  bump(amount = 1) {{\n    this.count += amount * helper{i}(amount);\n    return this.count;\n  }}\n}}\n"
-            f"\nexport function helper{i}(value, scale = 1) {{\n  let total = 0;\n"
-            "  for (let step = 0; step < 3; step++) {\n    total += value * scale;\n  }\n  return total;\n}\n"
-        )
-    return "".join(parts)
 
 
 def open_records(client: LanguageClient, helper: int) -> int:
@@ -89,8 +74,7 @@ def _rss_kb(pid: int) -> int:
 async def test_typing_lines_into_a_long_file_keeps_the_server_memory_flat(client: LanguageClient) -> None:
     """Each keystroke with a bracket open re-parses the rest of the file in slices: those must not keep
     what they read (py-tree-sitter leaks the chunks a parse reads through a callback unless given back)."""
-    assert client._server is not None
-    pid = client._server.pid
+    pid = (await client.protocol.send_request_async(STATS_METHOD, {})).pid
     row = open_records(client, helper=20)
     typed = "  const value = compute(this.items[index], [\n"
     version = 1
@@ -104,3 +88,82 @@ async def test_typing_lines_into_a_long_file_keeps_the_server_memory_flat(client
         sizes.append(_rss_kb(pid))
     growth_mb = (sizes[-1] - sizes[1]) / 1024
     assert growth_mb < 8, f"server memory grew {growth_mb:.1f} MB over 6 lines: {sizes}"
+
+
+# -- position encodings, under real clients' capabilities ------------------------------------------------
+
+
+@pytest_lsp.fixture(params=CLIENTS, config=ClientServerConfig(server_command=server_command(), server_env=clean_env()))
+async def real_client(lsp_client: LanguageClient, tgi: TGI, request: pytest.FixtureRequest):
+    name = request.param
+    result = await initialize(lsp_client, {"endpoint": tgi.url, "completion": {"debounceMs": 0}}, capabilities=name)
+    lsp_client.encoding = ENCODING_OF[name]  # type: ignore[attr-defined]
+    lsp_client.announced = result.capabilities.position_encoding  # type: ignore[attr-defined]
+    yield
+    await lsp_client.shutdown_session()
+
+
+def encoding_of(client: LanguageClient) -> str:
+    encoding: str = client.encoding  # type: ignore[attr-defined]
+    return encoding
+
+
+async def test_the_server_announces_the_encoding_the_client_prefers(real_client: LanguageClient) -> None:
+    assert real_client.announced == encoding_of(real_client)  # type: ignore[attr-defined]
+
+
+async def test_edits_after_non_ascii_text_land_where_the_editor_made_them(
+    real_client: LanguageClient, tgi: TGI
+) -> None:
+    """Inserting after an accent, a CJK character and an emoji, with columns in the negotiated encoding."""
+    encoding = encoding_of(real_client)
+    uri = "file:///tmp/project/greet.py"
+    line = "    " + NON_ASCII
+    open_doc(real_client, uri, f"def greet() -> str:\n{line}\n    return s\n")
+    version = 1
+    for after, typed in (("😀", "Z"), ("字", "Y"), ("é", "X")):  # right to left: earlier columns stay valid
+        at = helpers.column(line[: line.index(after) + len(after)], encoding)
+        version += 1
+        edit_doc(real_client, uri, version, (1, at), (1, at), typed)
+    edited = "    s = 'héXllo' + '漢字Y' + '😀Z'"
+    end = helpers.column(edited, encoding)
+    tgi.script({"text": "```python\n  # ok\n```"}, {"text": "```python\n  # ok\n```"})
+    result = await real_client.text_document_inline_completion_async(
+        types.InlineCompletionParams(
+            text_document=types.TextDocumentIdentifier(uri),
+            position=types.Position(1, end),
+            context=types.InlineCompletionContext(trigger_kind=types.InlineCompletionTriggerKind.Invoked),
+        )
+    )
+    assert isinstance(result, types.InlineCompletionList) and result.items
+    assert f"{edited}<CURSOR>\n" in tgi.requests()[-1]["inputs"]
+    assert result.items[0].range == types.Range(types.Position(1, end), types.Position(1, end))
+    # a character past the end of the line means the end of the line (LSP), answered in the client's units
+    result = await real_client.text_document_inline_completion_async(
+        types.InlineCompletionParams(
+            text_document=types.TextDocumentIdentifier(uri),
+            position=types.Position(1, end + 40),
+            context=types.InlineCompletionContext(trigger_kind=types.InlineCompletionTriggerKind.Invoked),
+        )
+    )
+    assert isinstance(result, types.InlineCompletionList) and result.items
+    assert result.items[0].range == types.Range(types.Position(1, end), types.Position(1, end))
+
+
+async def test_a_classic_completion_replaces_the_word_in_the_clients_units(
+    real_client: LanguageClient, tgi: TGI
+) -> None:
+    encoding = encoding_of(real_client)
+    uri = "file:///tmp/project/where.py"
+    line = "    return '😀 é 漢' + os.ge"
+    open_doc(real_client, uri, f"import os\n\n\ndef where() -> str:\n{line}\n")
+    tgi.script({"text": "```python\nos.getcwd()\n```"})
+    result = await real_client.text_document_completion_async(
+        types.CompletionParams(types.TextDocumentIdentifier(uri), types.Position(4, helpers.column(line, encoding)))
+    )
+    assert isinstance(result, types.CompletionList)
+    [item] = result.items
+    assert isinstance(item.text_edit, types.TextEdit)
+    start, end = helpers.column(line[: line.index("ge")], encoding), helpers.column(line, encoding)
+    assert item.text_edit.range == types.Range(types.Position(4, start), types.Position(4, end))
+    assert item.text_edit.new_text == "getcwd()"

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from lsp.completion_flow import CompletionFlow
+from lsp.completion.flow import CompletionFlow
 
 
 class Model:
@@ -91,3 +91,21 @@ async def test_errors_reach_every_waiter() -> None:
     for task in (first, second):
         with pytest.raises(RuntimeError):
             await task
+
+
+async def test_answers_are_kept_per_document_and_language() -> None:
+    """An empty Python file's answer must not reach an empty Go file (nor another Python file)."""
+    flow = CompletionFlow()
+    assert await flow.complete("a.py", "", "", Model(reply="import os"), language="python") == "import os"
+    assert await flow.complete("b.go", "", "", Model(reply="package main"), language="go") == "package main"
+    assert await flow.complete("c.py", "", "", Model(reply="import sys"), language="python") == "import sys"
+    assert await flow.complete("a.py", "", "", Model(reply="never"), language="python") == "import os"
+
+
+async def test_a_same_length_edit_far_above_the_cursor_is_a_new_position() -> None:
+    flow = CompletionFlow()
+    head = "# " + "x" * 5000 + "\n"
+    assert await flow.complete("a.py", head + "y = ", "\n", Model(reply="1"), language="python") == "1"
+    edited = "# " + "z" + "x" * 4999 + "\n"
+    assert await flow.complete("a.py", edited + "y = ", "\n", Model(reply="2"), language="python") == "2"
+    assert await flow.complete("a.py", head + "y = ", "\n" + "#", Model(reply="3"), language="python") == "3"

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-import lsp.assistant
-from lsp.assistant import _CompletionStopper
+import lsp.completion.stopper
+from lsp.completion.stopper import CompletionStopper
 from lsp.context import Document, context_at
 from lsp.postprocess import clean_completion
 
@@ -37,9 +37,10 @@ def test_after_the_code_block_closes_the_clean_up_parses_nothing(monkeypatch: py
     assert not context.single_line
     parses: list[str] = []
     for name in ("parses_cleanly", "block_end"):
-        real = getattr(lsp.assistant, name)
-        monkeypatch.setattr(lsp.assistant, name, lambda *a, _real=real, _name=name: parses.append(_name) or _real(*a))
-    stopper = _CompletionStopper(context, max_lines=12, doc=doc, offset=CURSOR)
+        real = getattr(lsp.completion.stopper, name)
+        spy = lambda *a, _real=real, _name=name: parses.append(_name) or _real(*a)  # noqa: E731
+        monkeypatch.setattr(lsp.completion.stopper, name, spy)
+    stopper = CompletionStopper(context, max_lines=12, doc=doc, offset=CURSOR)
     stopper.prepare()
     reply = ""
     for token in [REPLY[i : i + 7] for i in range(0, len(REPLY), 7)]:
@@ -52,7 +53,7 @@ def test_after_the_code_block_closes_the_clean_up_parses_nothing(monkeypatch: py
         reply, context.prefix, context.suffix, single_line=False, max_lines=12, syntax=stopper.syntax
     )
     assert len(parses) == asked_while_streaming > 0
-    fresh = _CompletionStopper(context, max_lines=12, doc=doc, offset=CURSOR)
+    fresh = CompletionStopper(context, max_lines=12, doc=doc, offset=CURSOR)
     assert cleaned == clean_completion(
         reply, context.prefix, context.suffix, single_line=False, max_lines=12, syntax=fresh.syntax
     )

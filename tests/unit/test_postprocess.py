@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lsp.assistant import _CompletionStopper
+from lsp.completion.stopper import CompletionStopper
 from lsp.context.documents import Document
 from lsp.context.extract import block_end, context_at, parses_cleanly
 from lsp.postprocess import (
@@ -119,7 +119,7 @@ def test_large_documents_are_checked_on_a_window_with_the_same_result(path: Path
     case["document"] += filler
     doc, offset = open_case(case)
     context = context_at(doc, offset)
-    stopper = _CompletionStopper(context, max_lines=16, doc=doc, offset=offset)
+    stopper = CompletionStopper(context, max_lines=16, doc=doc, offset=offset)
     result = clean_completion(
         case["reply"],
         context.prefix,

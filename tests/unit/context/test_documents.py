@@ -6,7 +6,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lsp.context.documents import Document, DocumentStore, StaleVersion, UnknownDocument, uri_to_path
+from lsp.context.documents import PARSE_SLICE, Document, DocumentStore, UnknownDocument, uri_to_path
 
 from .helpers import DATA, assert_index_consistent, fresh, lsp_range, nodes, symbols
 
@@ -94,15 +94,50 @@ def test_store_errors() -> None:
     with pytest.raises(KeyError):
         store.change("file:///nope", 2, [])
     store.open("file:///w/a.py", "python", 5, "a = 1\n")
-    with pytest.raises(StaleVersion):
-        store.change("file:///w/a.py", 5, [("b", None)])
-    with pytest.raises(ValueError):
-        store.change("file:///w/a.py", 4, [("b", None)])
-    assert store.get("file:///w/a.py").text == "a = 1\n"
     store.close("file:///w/a.py")
     store.close("file:///w/a.py")
     assert "file:///w/a.py" not in store
     assert len(store) == 0
+
+
+def test_a_change_whose_version_does_not_increase_is_applied(caplog: pytest.LogCaptureFixture) -> None:
+    """The client sent what it changed: dropping it would leave the copies different for good."""
+    store = DocumentStore()
+    store.open("file:///w/a.py", "python", 5, "a = 1\n")
+    store.change("file:///w/a.py", 5, [("b = 2\n", None)])
+    store.change("file:///w/a.py", 4, [("c", ((0, 0), (0, 1)))])
+    assert store.get("file:///w/a.py").text == "c = 2\n"
+    assert sum("applied" in r.getMessage() for r in caplog.records) == 2
+
+
+@pytest.mark.parametrize(
+    ("encoding", "column"), [("utf-8", len("s = 'hé".encode())), ("utf-16", 7), ("utf-32", 7)]
+)
+def test_change_ranges_are_read_in_the_negotiated_encoding(encoding: str, column: int) -> None:
+    store = DocumentStore()
+    store.encoding = encoding  # type: ignore[assignment]
+    store.open("file:///w/s.py", "python", 1, "s = 'héllo' + '😀'\n")
+    doc = store.change("file:///w/s.py", 2, [("X", ((0, column), (0, column)))])
+    assert doc.text == "s = 'héXllo' + '😀'\n"
+    after_emoji = {"utf-8": 21, "utf-16": 18, "utf-32": 17}[encoding]
+    store.change("file:///w/s.py", 3, [("Y", ((0, after_emoji), (0, after_emoji)))])
+    assert doc.text == "s = 'héXllo' + '😀Y'\n"
+
+
+def test_a_snapshot_does_not_finish_a_pending_reparse() -> None:
+    """The snapshot a completion takes must not hold the server for a long re-parse; the copy parses on
+    its own when its tree is read."""
+    source = "def f():\n    return 1\n" * 3000
+    store = DocumentStore()
+    doc = store.open("file:///w/long.py", "python", 1, source)
+    store.change(doc.uri, 2, [("(", ((0, 0), (0, 0)))], budget=0.0)
+    assert not doc.parsed
+    snapshot = doc.snapshot()
+    assert not doc.parsed and not snapshot.parsed
+    assert snapshot.tree is not None and snapshot.tree.root_node.end_byte == len(snapshot.data)
+    while not store.catch_up(PARSE_SLICE):
+        pass
+    assert doc.tree is not None and doc.tree.root_node.end_byte == len(doc.data)
 
 
 def test_store_iterates_most_recent_first() -> None:

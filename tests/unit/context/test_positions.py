@@ -215,3 +215,33 @@ def test_edited_index_equals_a_fresh_one(text: str, inserted: str, data: st.Data
     for line in range(reference.line_count + 1):
         assert edited.line_start(line) == reference.line_start(line)
         assert edited.line_end(line) == reference.line_end(line)
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-16", "utf-32"])
+def test_positions_round_trip_in_every_encoding(encoding: str) -> None:
+    text = "s = 'héllo' + '漢字' + '😀'\r\nx\n\u2028é"
+    index = LineIndex(text)
+    for offset in range(len(text) + 1):
+        line, character = index.position_at(offset, encoding)  # type: ignore[arg-type]
+        if text[max(0, offset - 1) : offset + 1] == "\r\n":
+            continue  # inside a line break: the line's end
+        assert index.offset_at(line, character, encoding=encoding) == offset  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("encoding", "after_e", "line_length"), [("utf-8", 8, 32), ("utf-16", 7, 25), ("utf-32", 7, 24)]
+)
+def test_columns_count_the_units_of_the_encoding(encoding: str, after_e: int, line_length: int) -> None:
+    text = "s = 'héllo' + '漢字' + '😀'\n"
+    index = LineIndex(text)
+    assert text[: index.offset_at(0, after_e, encoding=encoding)] == "s = 'hé"  # type: ignore[arg-type]
+    assert index.position_at(text.index("\n"), encoding) == (0, line_length)  # type: ignore[arg-type]
+    assert index.offset_at(0, line_length + 5, encoding=encoding) == text.index("\n")  # type: ignore[arg-type]
+
+
+def test_a_utf8_column_inside_a_character_means_its_start() -> None:
+    index = LineIndex("é漢x")
+    assert index.offset_at(0, 1, encoding="utf-8") == 0
+    assert index.offset_at(0, 3, encoding="utf-8") == 1
+    assert index.offset_at(0, 4, encoding="utf-8") == 1
+    assert index.offset_at(0, 5, encoding="utf-8") == 2

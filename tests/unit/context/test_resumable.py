@@ -10,7 +10,7 @@ import tree_sitter
 from tree_sitter import Parser
 
 from lsp.context.languages import language_for
-from lsp.context.resumable import leaked_per_chunk, parse_within
+from lsp.context.resumable import parse_within
 
 from .helpers import nodes
 
@@ -26,11 +26,6 @@ def _ts_language() -> tree_sitter.Language:
     language = language_for("javascript")
     assert language is not None
     return language.ts_language
-
-
-def test_this_py_tree_sitter_can_suspend_parses() -> None:
-    """The leak is one the module knows how to give back (else every parse would run to its end)."""
-    assert leaked_per_chunk(_ts_language()) is not None
 
 
 def test_a_suspended_parse_resumes_to_the_tree_of_an_unbounded_parse() -> None:
@@ -52,7 +47,7 @@ def test_a_suspended_parse_resumes_to_the_tree_of_an_unbounded_parse() -> None:
 def test_suspended_parses_keep_no_copy_of_the_text() -> None:
     data = _source(3000)  # ~300 kB: every leaked parse would keep all of it
     parser = Parser(_ts_language())
-    parse_within(parser, data, None, 10.0)  # warm-up: caches, the leak probe
+    parse_within(parser, data, None, 10.0)  # warm-up: caches
     gc.collect()
     tracemalloc.start()
     try:

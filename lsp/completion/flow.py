@@ -6,9 +6,8 @@ request for the same document superseded it, or CancelledError when the client c
 runs as long as some request still waits for it; when the last one is cancelled, it is cancelled too, which
 closes the model server's stream.
 
-Positions are keyed on the end of the text before the cursor (``PREFIX_KEY_CHARS``), its full length, and
-the start of the text after it: typing a character shifts the window, so "the new prefix extends the old
-one" is decided from the lengths and the overlap of the two windows, not from ``startswith``.
+A position is the whole text before and after the cursor, hashed, in one document of one language: an
+answer is reused only where everything the model saw is the same, or the same plus what was typed since.
 """
 
 from __future__ import annotations
@@ -18,24 +17,26 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-PREFIX_KEY_CHARS = 3000
-SUFFIX_KEY_CHARS = 600
-
 
 @dataclass(frozen=True)
 class _Position:
-    prefix: str  # the last PREFIX_KEY_CHARS characters before the cursor
+    language: str
     length: int  # how many characters are before the cursor
-    suffix: str  # the first SUFFIX_KEY_CHARS characters after it
+    prefix: int  # hash of the text before the cursor
+    suffix: int  # hash of the text after it
 
-    def typed_since(self, old: _Position) -> str | None:
-        """What was typed at `old` to get here; None when this is not `old` plus typing."""
-        typed = self.length - old.length
-        if self.suffix != old.suffix or typed < 0 or typed > len(self.prefix):
+    @classmethod
+    def of(cls, language: str, prefix: str, suffix: str) -> _Position:
+        return cls(language, len(prefix), hash(prefix), hash(suffix))
+
+    def typed_since(self, old: _Position, prefix: str) -> str | None:
+        """What was typed at ``old`` to get here (``prefix`` is the text before this position's cursor);
+        None when this is not ``old`` plus typing."""
+        if self.language != old.language or self.suffix != old.suffix or self.length < old.length:
             return None
-        if not old.prefix.endswith(self.prefix[: len(self.prefix) - typed]):
+        if hash(prefix[: old.length]) != old.prefix:
             return None
-        return self.prefix[len(self.prefix) - typed :]
+        return prefix[old.length :]
 
 
 _SUPERSEDED = object()  # a listener's result when the generation was cancelled
@@ -99,11 +100,12 @@ class FlowStats:
 
 
 class CompletionFlow:
-    def __init__(self, cache_size: int = 256) -> None:
+    def __init__(self, cache_size: int = 32) -> None:
+        """``cache_size``: answers kept per document."""
         self._inflight: dict[str, _Generation] = {}
         self._latest: dict[str, int] = {}
         self._seq = 0
-        self._cache: OrderedDict[_Position, str] = OrderedDict()
+        self._cache: dict[str, OrderedDict[_Position, str]] = {}
         self._cache_size = cache_size
         self._owner: object = None
         self.stats = FlowStats()
@@ -115,22 +117,22 @@ class CompletionFlow:
         suffix: str,
         compute: Callable[[], Awaitable[str]],
         *,
+        language: str = "",
         debounce: float = 0.0,
-        on_debounce: Callable[[], None] | None = None,
     ) -> str:
-        """The completion for text `prefix`|cursor|`suffix` in document `key`. `on_debounce` is called when a
-        generation may follow this debounce (neither cache nor running generation could answer)."""
-        here = _Position(prefix[-PREFIX_KEY_CHARS:], len(prefix), suffix[:SUFFIX_KEY_CHARS])
+        """The completion for text `prefix`|cursor|`suffix` in document `key` of `language`: from the cache,
+        from a running generation, or from `compute` once no newer request came for `debounce` seconds."""
+        here = _Position.of(language, prefix, suffix)
         self._seq += 1
         me = self._latest[key] = self._seq
         self.stats.requests += 1
-        cached = self._from_cache(here)
+        cached = self._from_cache(key, here, prefix)
         if cached is not None:
             self.stats.cache_hits += 1
             return cached
         running = self._inflight.get(key)
         if running is not None and not running.task.done():
-            typed = here.typed_since(running.position)
+            typed = here.typed_since(running.position, prefix)
             if typed is not None:
                 self.stats.reused += 1
                 text = await self._wait(key, running)
@@ -140,8 +142,6 @@ class CompletionFlow:
             else:
                 self._cancel(running)
         if debounce > 0:
-            if on_debounce is not None:
-                on_debounce()
             await asyncio.sleep(debounce)
         if self._latest.get(key) != me:
             self.stats.superseded += 1
@@ -159,6 +159,7 @@ class CompletionFlow:
         if running is not None:
             self._cancel(running)
         self._latest.pop(key, None)
+        self._cache.pop(key, None)
 
     def bind(self, owner: object) -> None:
         """Completions are reused only under the settings they were made with: `owner` stands for those
@@ -192,7 +193,7 @@ class CompletionFlow:
             return ""
         assert isinstance(outcome, str)
         if outcome:
-            self._remember(generation.position, outcome)
+            self._remember(key, generation.position, outcome)
         return outcome
 
     def _cancel(self, generation: _Generation) -> None:
@@ -202,22 +203,26 @@ class CompletionFlow:
             generation.task.cancel()
             self.stats.cancelled_generations += 1
 
-    def _remember(self, position: _Position, text: str) -> None:
-        self._cache[position] = text
-        self._cache.move_to_end(position)
-        while len(self._cache) > self._cache_size:
-            self._cache.popitem(last=False)
+    def _remember(self, key: str, position: _Position, text: str) -> None:
+        cache = self._cache.setdefault(key, OrderedDict())
+        cache[position] = text
+        cache.move_to_end(position)
+        while len(cache) > self._cache_size:
+            cache.popitem(last=False)
 
-    def _from_cache(self, here: _Position) -> str | None:
+    def _from_cache(self, key: str, here: _Position, prefix: str) -> str | None:
         """An exact hit, or an entry the user has typed part of: the rest of it."""
-        exact = self._cache.get(here)
+        cache = self._cache.get(key)
+        if not cache:
+            return None
+        exact = cache.get(here)
         if exact is not None:
-            self._cache.move_to_end(here)
+            cache.move_to_end(here)
             return exact
-        for old, text in reversed(self._cache.items()):
+        for old, text in reversed(cache.items()):
             if old.length >= here.length or here.length > old.length + len(text):
                 continue
-            typed = here.typed_since(old)
+            typed = here.typed_since(old, prefix)
             if typed is not None and text.startswith(typed) and text[len(typed) :].strip():
                 return text[len(typed) :]
         return None
