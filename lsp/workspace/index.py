@@ -81,7 +81,10 @@ class WorkspaceIndex:
             self._process = subprocess.Popen(
                 [sys.executable, "-m", "lsp.workspace.worker"],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=None, text=True, encoding="utf-8",
-                errors="surrogateescape", bufsize=1, cwd=self.root,
+                errors="surrogateescape", bufsize=1,
+                # `-m` puts the working folder first on sys.path: never the workspace, whose own packages
+                # (an `attrs/` folder, say) would shadow the ones the indexer imports
+                cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
             )
         except OSError as error:
             log.warning("workspace index: could not start the indexing process: %s", error)

@@ -159,3 +159,17 @@ def test_context_takes_definitions_from_unopened_files(tmp_path: Path) -> None:
         assert context_at(doc, len(text), root=str(root), workspace=off).definitions == []
     finally:
         index.close()
+
+
+def test_a_workspace_shadowing_the_servers_own_packages(tmp_path: Path) -> None:
+    """The indexing process must not import the workspace's packages in place of its own (a checkout of
+    attrs, lsprotocol or tree_sitter itself)."""
+    root = tmp_path / "w"
+    for package in ("attrs", "lsprotocol", "tree_sitter", "json"):
+        _write(root, f"{package}/__init__.py", "raise ImportError('the workspace copy was imported')\n")
+    _write(root, "lib.py", "def helper():\n    pass\n")
+    index = _index(root, tmp_path / "cache")
+    try:
+        assert [d.name for _, d in index.named("helper")] == ["helper"]
+    finally:
+        index.close()
