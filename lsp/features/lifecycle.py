@@ -34,7 +34,7 @@ def register(server: CodellamaServer) -> None:
         problems, ls.pending_problems = ls.pending_problems, []
         ls.show_problems(problems)
         ls.status("idle")
-        ls._spawn(workspace_feature.on_initialized(ls))  # the index walks in the background; watchers are asked for
+        workspace_feature.start_in_background(ls)  # the index walks in the background; watchers are asked for
 
     @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
     async def did_change_configuration(ls: CodellamaServer, params: types.DidChangeConfigurationParams) -> None:

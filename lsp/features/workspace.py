@@ -5,6 +5,7 @@ by saves. Open documents need nothing here: their own text is used while they ar
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import logging
 import os
@@ -76,6 +77,13 @@ async def register_watchers(ls: CodellamaServer) -> bool:
         log.warning("workspace index: the client refused to watch files: %s", error)
         return False
     return True
+
+
+def start_in_background(ls: CodellamaServer) -> None:
+    """Start the index and ask for watchers without holding up ``initialized``."""
+    task = asyncio.ensure_future(on_initialized(ls))
+    ls.tasks.add(task)
+    task.add_done_callback(ls.tasks.discard)
 
 
 async def on_initialized(ls: CodellamaServer) -> None:
