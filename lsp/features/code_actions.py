@@ -218,6 +218,7 @@ async def perform(ls: CodellamaServer, request: Request) -> ActionResult | None:
                 root=ls.root,
                 progress=report,
             ),
+            about={"action": request.action, "uri": doc.uri},
         )
     except ActionCancelled:
         ls.status("idle")

@@ -12,6 +12,7 @@ from lsprotocol import types
 
 from lsp.compat import requests_in_flight
 from lsp.config import Settings
+from lsp.features import streaming
 from lsp.features import workspace as workspace_feature
 from lsp.features.common import negotiated_encoding
 from lsp.server import CodellamaServer
@@ -28,6 +29,7 @@ def register(server: CodellamaServer) -> None:
         # pygls chose the client's first supported encoding; every position is read and written in it
         ls.documents.encoding = negotiated_encoding(ls.workspace.position_encoding)
         ls.pending_problems += ls.apply_settings(_as_dict(params.initialization_options))
+        streaming.negotiate(ls, params.initialization_options)
 
     @server.feature(types.INITIALIZED)
     def initialized(ls: CodellamaServer, params: types.InitializedParams) -> None:

@@ -7,10 +7,11 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from lsprotocol import types
 
+from lsp.features.streaming import partial_answers
 from lsp.server import CodellamaServer
 
 log = logging.getLogger(__name__)
@@ -27,7 +28,9 @@ class ActionCancelled(Exception):
     (pygls' executeCommand wrapper cannot even deliver one if a command raises CancelledError)."""
 
 
-async def with_progress(ls: CodellamaServer, title: str, work: Callable[[Report], Awaitable[T]]) -> T:
+async def with_progress(
+    ls: CodellamaServer, title: str, work: Callable[[Report], Awaitable[T]], about: dict[str, Any] | None = None
+) -> T:
     """Run `work` with a progress bar when the client supports one; cancelling the bar cancels the work
     (and so closes the model server's stream) and raises ActionCancelled."""
     window = ls.client_capabilities.window
@@ -44,10 +47,13 @@ async def with_progress(ls: CodellamaServer, title: str, work: Callable[[Report]
     )
     last = 0.0
     generated = 0
+    partials = partial_answers(ls, token, title, about)  # `about`: the action and document, for the client
 
     def report(tokens: int, text: str) -> None:
         nonlocal last, generated
         generated = tokens
+        if partials is not None:
+            partials(text)
         now = time.monotonic()
         if now - last >= REPORT_INTERVAL:
             last = now
@@ -78,6 +84,8 @@ async def with_progress(ls: CodellamaServer, title: str, work: Callable[[Report]
         outcome = "failed"
         raise
     finally:
+        if partials is not None:
+            partials.finish(outcome.split(":")[0])
         ls.work_done_progress.end(token, types.WorkDoneProgressEnd(message=outcome))
         ls.work_done_progress.tokens.pop(token, None)
 

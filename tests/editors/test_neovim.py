@@ -282,3 +282,58 @@ def test_checkhealth_reports_an_unreachable_backend(tmp_path: Path, tgi: TGI) ->
     assert f"Cannot reach the model server at {closed}" in health
     assert "hf_not_a_real_token" not in health
     assert tgi.requests() == []
+
+
+# An explanation long enough to watch it arrive: 300 ms before the first token, then 20 tokens/s.
+STREAMED = "`mean` adds the values one by one and divides the total by their count. " * 4
+SLOW_MODEL = {"delay": 0.3, "chunk_delay": 0.05}
+
+
+def test_answers_stream_into_the_float_as_they_are_written(tmp_path: Path, tgi: TGI) -> None:
+    tgi.script(
+        {"text": STREAMED, **SLOW_MODEL},
+        {"text": "```python\ndef mean(values):\n    return sum(values) / len(values)\n```", "chunk_delay": 0.02},
+    )
+    result = run_nvim(tmp_path, "streaming", tgi, ACTIONS_SOURCE)
+    data = result["data"]
+
+    # The float opened with the first words, long before the whole answer, and grew in place.
+    live = data["live"]
+    assert live is not None and live["title"] == "CodeLlama: Explain"
+    assert live["text"] and STREAMED.startswith(live["text"]) and len(live["text"]) < len(STREAMED)
+    assert data["first_words_ms"] < data["result_ms"]
+    assert data["partials"] >= 3 and data["lengths"] == sorted(data["lengths"])
+    assert data["same_window"] is True
+    assert data["final"]["text"] == STREAMED.strip()
+    print(f"\nNeovim: first words {data['first_words_ms']:.0f} ms, whole answer {data['result_ms']:.0f} ms")
+
+    # Refactor: a live preview of the code, closed when the edit landed.
+    assert data["preview_partials"] >= 1
+    assert data["preview_titles"] == ["CodeLlama: Refactor (preview)"]
+    assert data["float_after_refactor"] is False
+    assert data["after_refactor"][:2] == ["def mean(values):", "    return sum(values) / len(values)"]
+    assert _errors(result) == []
+
+
+UNICODE_SOURCE = "def grüße(名前):\n    s = 'héllo'\n    return s + ' 😀 ' + 名前\n    # mañana 🎉 done\n"
+UNICODE_EDITED = [
+    "def grüßeさん(名前):",
+    "    s = 'héXllo'",
+    "    return s + '  ' + 名前 # café ☕ ok",
+    "    # ma~ana 🎉 done",
+]
+
+
+def test_edits_of_non_ascii_lines_keep_the_servers_copy_exact(tmp_path: Path, tgi: TGI) -> None:
+    """Neovim 0.11's default capabilities offer utf-8 first; every edit below lands at a column where a
+    UTF-16 or code-point reading of a byte offset would differ."""
+    tgi.script({"text": "It greets."})
+    result = run_nvim(tmp_path, "unicode", tgi, UNICODE_SOURCE)
+    data = result["data"]
+    assert data["offered"][0] == "utf-8"
+    assert data["offset_encoding"] == "utf-8"
+    assert data["buffer"] == UNICODE_EDITED
+    [body] = tgi.requests()
+    assert "\n".join(UNICODE_EDITED) in body["inputs"], body["inputs"]
+    assert data["float"]["text"] == "It greets."
+    assert _errors(result) == []

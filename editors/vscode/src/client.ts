@@ -18,8 +18,11 @@ import { findExecutable, parseServerLogLine } from './config';
 import {
     explanationFromArgs,
     Explanation,
+    isPartialParams,
     isRunResult,
     isStatusParams,
+    PARTIAL_METHOD,
+    PartialParams,
     RUN_COMMAND,
     RunArgs,
     RunResult,
@@ -33,6 +36,8 @@ import type { ClientState } from './statusModel';
 
 export interface ClientHooks {
     onStatus(params: StatusParams): void;
+    /** The answer so far of an action that is running (codellama/partial). */
+    onPartial(params: PartialParams): void;
     onClientState(state: ClientState, message?: string): void;
     showExplanation(explanation: Explanation): Promise<void>;
     /** False after "Toggle completions" turned them off: no inline completion request is sent. */
@@ -116,6 +121,11 @@ export class ServerClient implements vscode.Disposable {
         client.onNotification(STATUS_METHOD, (params: unknown) => {
             if (isStatusParams(params)) {
                 this.hooks.onStatus(params);
+            }
+        });
+        client.onNotification(PARTIAL_METHOD, (params: unknown) => {
+            if (isPartialParams(params)) {
+                this.hooks.onPartial(params);
             }
         });
         this.client = client;

@@ -68,6 +68,8 @@ export type ServerSettings = Record<string, unknown>;
 
 export interface InitializationOptions {
     codellama: ServerSettings;
+    /** Ask the server for codellama/partial notifications (answers as they are written). */
+    streaming?: boolean;
 }
 
 /**

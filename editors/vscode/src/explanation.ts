@@ -1,17 +1,32 @@
 // Explanations and answers are markdown: shown as a read-only virtual document in VS Code's markdown
 // preview, beside the code. Nothing is written to disk and nothing asks to be saved on close.
+//
+// While an action runs, the server streams its answer so far (codellama/partial) into a markdown editor
+// beside the code, opened as the work begins (so that it is ready by the first words): an editor shows
+// text at once, where the markdown preview's webview takes seconds to start the first time. An explanation's final answer then replaces
+// the text in place; a refactoring's preview closes when the edit is offered.
 
 import * as vscode from 'vscode';
-import { Explanation, explanationMarkdown } from './protocol';
+import { Explanation, explanationMarkdown, isMarkdownAction, PartialParams } from './protocol';
 
 export const EXPLANATION_SCHEME = 'codellama-explanation';
 const KEEP = 20;
+/** How long a finished stream waits for its final answer to take its place (the answer follows at once). */
+const AWAIT_FINAL_MS = 30_000;
+
+interface LiveView {
+    uri: vscode.Uri;
+    title: string;
+    markdown: boolean;
+}
 
 export class ExplanationView implements vscode.TextDocumentContentProvider, vscode.Disposable {
     private readonly contents = new Map<string, string>();
     private readonly changed = new vscode.EventEmitter<vscode.Uri>();
     readonly onDidChange = this.changed.event;
     private readonly registration: vscode.Disposable;
+    private readonly live = new Map<string, LiveView>();
+    private awaiting: { view: LiveView; until: number } | undefined;
     private counter = 0;
 
     constructor(private readonly log: vscode.LogOutputChannel) {
@@ -22,11 +37,73 @@ export class ExplanationView implements vscode.TextDocumentContentProvider, vsco
         return this.contents.get(uri.toString()) ?? '*This explanation is no longer available.*\n';
     }
 
+    /**
+     * What the first live view would otherwise wait for, done once in the background: the built-in
+     * markdown extension's activation, and the editor worker that VS Code starts to apply a virtual
+     * document's first change (seconds, the first time, on a busy machine: the first words would wait).
+     */
+    async warmUp(): Promise<void> {
+        const uri = vscode.Uri.from({ scheme: EXPLANATION_SCHEME, path: '/warm-up.md' });
+        try {
+            this.contents.set(uri.toString(), '');
+            await vscode.workspace.openTextDocument(uri);
+            this.set(uri, '\n');
+        } catch (error) {
+            this.log.debug(`warming up the explanation view: ${String(error)}`);
+        } finally {
+            this.contents.delete(uri.toString());
+        }
+    }
+
+    /** A codellama/partial notification: open the live view with the first words, then grow it. */
+    partial(params: PartialParams): void {
+        let view = this.live.get(params.token);
+        if (view === undefined) {
+            if (params.done) {
+                return;
+            }
+            const markdown = isMarkdownAction(params.action);
+            view = { uri: this.newUri(markdown ? params.title : `${params.title} (preview)`), title: params.title, markdown };
+            this.live.set(params.token, view);
+            this.set(view.uri, liveMarkdown(view.title, params.text, undefined));
+            void this.open(view.uri, false);
+        } else {
+            this.set(view.uri, liveMarkdown(view.title, params.text, params.done ? params.outcome ?? 'done' : undefined));
+        }
+        if (params.done) {
+            this.live.delete(params.token);
+            if (view.markdown && params.outcome === 'done') {
+                this.awaiting = { view, until: Date.now() + AWAIT_FINAL_MS };
+            } else if (!view.markdown) {
+                void this.close(view.uri);
+            }
+        }
+    }
+
     async show(explanation: Explanation): Promise<void> {
-        this.counter += 1;
+        const awaiting = this.awaiting;
+        this.awaiting = undefined;
+        if (awaiting && Date.now() < awaiting.until) {
+            // The streamed view is already on screen: the final text takes its place there.
+            this.set(awaiting.view.uri, explanationMarkdown(explanation));
+            return;
+        }
         const name = explanation.title.replace(/[^\w. -]+/g, '-').trim() || 'Explanation';
-        const uri = vscode.Uri.from({ scheme: EXPLANATION_SCHEME, path: `/${name}.md`, query: String(this.counter) });
-        this.contents.set(uri.toString(), explanationMarkdown(explanation));
+        const uri = this.newUri(name);
+        this.set(uri, explanationMarkdown(explanation));
+        await this.open(uri, true);
+    }
+
+    private newUri(title: string): vscode.Uri {
+        this.counter += 1;
+        const name = title.replace(/[^\w. ()-]+/g, '-').trim() || 'Explanation';
+        return vscode.Uri.from({ scheme: EXPLANATION_SCHEME, path: `/${name}.md`, query: String(this.counter) });
+    }
+
+    private set(uri: vscode.Uri, text: string): void {
+        const key = uri.toString();
+        const known = this.contents.has(key);
+        this.contents.set(key, text);
         while (this.contents.size > KEEP) {
             const oldest = this.contents.keys().next().value;
             if (oldest === undefined) {
@@ -34,20 +111,55 @@ export class ExplanationView implements vscode.TextDocumentContentProvider, vsco
             }
             this.contents.delete(oldest);
         }
+        if (known) {
+            this.changed.fire(uri);
+        }
+    }
+
+    /** Markdown in the built-in preview (it reads the document through this provider), or as source. */
+    private async open(uri: vscode.Uri, preview: boolean): Promise<void> {
+        if (preview) {
+            try {
+                await vscode.commands.executeCommand('markdown.showPreviewToSide', uri);
+                return;
+            } catch (error) {
+                this.log.warn(`markdown preview unavailable (${String(error)}); showing the markdown source`);
+            }
+        }
         try {
-            // The built-in markdown extension's preview; it reads the document through this provider.
-            await vscode.commands.executeCommand('markdown.showPreviewToSide', uri);
-        } catch (error) {
-            this.log.warn(`markdown preview unavailable (${String(error)}); showing the markdown source`);
             const doc = await vscode.workspace.openTextDocument(uri);
             await vscode.languages.setTextDocumentLanguage(doc, 'markdown');
             await vscode.window.showTextDocument(doc, { viewColumn: vscode.ViewColumn.Beside, preview: true, preserveFocus: true });
+        } catch (error) {
+            this.log.warn(`could not show ${uri.path}: ${String(error)}`);
         }
+    }
+
+    /** Closes a code preview's editor once the edit it previewed is offered. */
+    private async close(uri: vscode.Uri): Promise<void> {
+        const key = uri.toString();
+        const tabs = vscode.window.tabGroups.all
+            .flatMap((group) => group.tabs)
+            .filter((tab) => tab.input instanceof vscode.TabInputText && tab.input.uri.toString() === key);
+        try {
+            await vscode.window.tabGroups.close(tabs, true);
+        } catch (error) {
+            this.log.warn(`could not close the preview: ${String(error)}`);
+        }
+        this.contents.delete(key);
     }
 
     dispose(): void {
         this.registration.dispose();
         this.changed.dispose();
         this.contents.clear();
+        this.live.clear();
     }
+}
+
+/** The live view's text: the heading, the answer so far, and a note while it is being written or if it
+ * ended early (`outcome` undefined: still running). */
+function liveMarkdown(title: string, text: string, outcome: string | undefined): string {
+    const note = outcome === undefined ? '\n*… writing*\n' : outcome === 'done' ? '' : `\n*(${outcome})*\n`;
+    return `# ${title}\n\n${text.trimEnd()}\n${note}`;
 }

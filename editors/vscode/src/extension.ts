@@ -17,6 +17,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     const explanations = new ExplanationView(output);
     client = new ServerClient(settings, output, {
         onStatus: (params) => status.onServerStatus(params),
+        onPartial: (params) => explanations.partial(params),
         onClientState: (state, message) => status.setClient(state, message),
         showExplanation: (explanation) => explanations.show(explanation),
         completionsEnabled: () => status.completionsEnabled,
@@ -36,6 +37,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
         }),
     );
     await server.start();
+    void explanations.warmUp();
 }
 
 export async function deactivate(): Promise<void> {

@@ -4,6 +4,12 @@
 /** Server -> client notification with the model's state. */
 export const STATUS_METHOD = 'codellama/status';
 
+/**
+ * Server -> client notification with the answer so far while an action runs (sent only because the
+ * extension asks for it with `initializationOptions.streaming`). `text` is the whole reply so far.
+ */
+export const PARTIAL_METHOD = 'codellama/partial';
+
 /** workspace/executeCommand commands the server implements. */
 export const RUN_COMMAND = 'codellama.run';
 export const TOGGLE_COMPLETIONS_COMMAND = 'codellama.toggleCompletions';
@@ -18,6 +24,17 @@ export interface StatusParams {
     message: string;
     /** The model name, or the backend's name; null until the first request created a backend. */
     backend: string | null;
+}
+
+export interface PartialParams {
+    /** The action's work-done progress token. */
+    token: string;
+    action: RunAction | null;
+    title: string;
+    uri: string | null;
+    text: string;
+    done: boolean;
+    outcome?: 'done' | 'failed' | 'cancelled';
 }
 
 export interface WirePosition {
@@ -93,6 +110,20 @@ export function isStatusParams(value: unknown): value is StatusParams {
         (value.state === 'idle' || value.state === 'busy' || value.state === 'error') &&
         (value.backend === null || value.backend === undefined || typeof value.backend === 'string')
     );
+}
+
+export function isPartialParams(value: unknown): value is PartialParams {
+    return (
+        isObject(value) &&
+        typeof value.token === 'string' &&
+        typeof value.text === 'string' &&
+        typeof value.done === 'boolean'
+    );
+}
+
+/** Explanations and answers stream into their view; code (refactor, docstring, ...) into a preview. */
+export function isMarkdownAction(action: RunAction | null): boolean {
+    return action === 'explain' || action === 'ask';
 }
 
 export function isRunResult(value: unknown): value is RunResult {

@@ -52,7 +52,8 @@ export class Settings implements vscode.Disposable {
     }
 
     initializationOptions(): InitializationOptions {
-        return buildInitializationOptions(this.getter(), this.pathContext());
+        // The explanation view shows answers as they are written: ask the server for them.
+        return { ...buildInitializationOptions(this.getter(), this.pathContext()), streaming: true };
     }
 
     didChangeConfiguration(): { settings: InitializationOptions } {

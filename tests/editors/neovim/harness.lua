@@ -3,7 +3,7 @@
 --
 -- Run by the test as: nvim --headless --clean -c "luafile harness.lua", with
 --   CODELLAMA_TEST_PLUGIN    editors/neovim
---   CODELLAMA_TEST_SCENARIO  inline | actions | health | checkhealth
+--   CODELLAMA_TEST_SCENARIO  inline | actions | health | checkhealth | streaming | unicode
 --   CODELLAMA_TEST_OUT       the JSON file to write
 --   CODELLAMA_TEST_FILE      the Python file to edit
 --   CODELLAMA_TEST_PYTHON    the interpreter that runs `-m lsp serve`
@@ -123,9 +123,10 @@ local function open_and_attach()
   return bufnr, client
 end
 
+--- The text of the answer float, once final (nil while a streamed answer is still being written).
 local function float_text()
-  local float = require("codellama.commands").float
-  if not float or not api.nvim_win_is_valid(float.win) then
+  local float = require("codellama.float").current
+  if not float or float.live or not api.nvim_win_is_valid(float.win) then
     return nil
   end
   return table.concat(api.nvim_buf_get_lines(float.buf, 0, -1, false), "\n"), float
@@ -389,6 +390,120 @@ function scenarios.checkhealth()
     local text = table.concat(lines(0), "\n")
     return text:find("codellama: inline completion", 1, true) and text
   end, 40000)
+end
+
+-- Answers that stream: the explanation grows in its float while the model writes; the first words'
+-- time is measured from the command to the first partial drawn. A refactoring shows a live preview, then
+-- the edit lands as before.
+function scenarios.streaming()
+  require("codellama").setup(options())
+  local bufnr = open_and_attach()
+  local floats = require("codellama.float")
+  local first, partials, lengths, live_wins = nil, 0, {}, {}
+  local t0 = 0
+  api.nvim_create_autocmd("User", {
+    pattern = "CodellamaPartial",
+    callback = function(args)
+      vim.cmd.redraw()
+      partials = partials + 1
+      first = first or (vim.uv.hrtime() - t0) / 1e6
+      table.insert(lengths, args.data.length)
+      local float = floats.current
+      live_wins[float and float.win or -1] = float and float.title or false
+    end,
+  })
+  local result_ms = nil
+  api.nvim_create_autocmd("User", {
+    pattern = "CodellamaResult",
+    callback = function()
+      result_ms = result_ms or (vim.uv.hrtime() - t0) / 1e6
+    end,
+  })
+
+  api.nvim_win_set_cursor(0, { 3, 4 })
+  t0 = vim.uv.hrtime()
+  vim.cmd("CodellamaExplain")
+  local live = wait_for("the first words are shown", function()
+    local float = floats.current
+    return float and float.live and api.nvim_win_is_valid(float.win) and {
+      win = float.win,
+      title = float.title,
+      text = table.concat(api.nvim_buf_get_lines(float.buf, 0, -1, false), "\n"),
+    }
+  end, 15000)
+  results.data.live = live
+  results.data.first_words_ms = first
+  local final = wait_for_float("the whole explanation")
+  results.data.final = final
+  results.data.result_ms = result_ms
+  results.data.partials = partials
+  results.data.lengths = lengths
+  results.data.same_window = live ~= nil and vim.tbl_count(live_wins) == 1 and live_wins[live.win] ~= nil
+
+  -- Refactor: a preview float that grows, closed when the edit is offered; the edit lands.
+  local before = lines(bufnr)
+  partials, live_wins, lengths = 0, {}, {}
+  t0 = vim.uv.hrtime()
+  vim.cmd("CodellamaRefactor use sum()")
+  wait_for("the refactoring edits the buffer", function()
+    return not vim.deep_equal(lines(bufnr), before)
+  end, 15000)
+  sleep(50)
+  results.data.preview_titles = vim.tbl_values(live_wins)
+  results.data.preview_partials = partials
+  results.data.float_after_refactor = floats.current ~= nil
+  results.data.after_refactor = lines(bufnr)
+end
+
+-- Neovim's default client capabilities (utf-8 positions) and edits of lines with non-ASCII text: the
+-- server's copy of the document must be exactly the buffer (checked in the prompt the model receives).
+function scenarios.unicode()
+  require("codellama").setup(options())
+  local bufnr = open_and_attach()
+  local client = vim.lsp.get_clients({ bufnr = bufnr, name = "codellama" })[1]
+  results.data.offset_encoding = client and client.offset_encoding or nil
+  results.data.offered = client and client.capabilities.general and client.capabilities.general.positionEncodings
+
+  local function at(row, needle)
+    local start = lines(bufnr)[row]:find(needle, 1, true)
+    assert(start, ("%q not on line %d"):format(needle, row))
+    api.nvim_win_set_cursor(0, { row, start - 1 })
+  end
+  local function edit(keys, what)
+    local before = lines(bufnr)
+    type_keys(keys)
+    wait_for(what, function()
+      return not vim.deep_equal(lines(bufnr), before) and api.nvim_get_mode().mode == "n"
+    end, 3000)
+  end
+  -- Insert X after "é"; type after the CJK name; delete the emoji (4 bytes, 2 UTF-16 units); append
+  -- to the end of a line that has CJK text before the cursor; replace "ñ".
+  at(2, "llo")
+  edit("iX<Esc>", "insert after é")
+  at(1, "(")
+  edit("iさん<Esc>", "insert after the CJK name")
+  at(3, "😀")
+  edit("x", "delete the emoji")
+  edit("A # café ☕ ok<Esc>", "append after non-ASCII text")
+  at(4, "ñ")
+  edit("r~", "replace ñ")
+  results.data.buffer = lines(bufnr)
+
+  -- Ask about the whole buffer: the prompt carries the server's copy of it.
+  local done = false
+  api.nvim_create_autocmd("User", {
+    pattern = "CodellamaResult",
+    once = true,
+    callback = function(args)
+      done = true
+      results.data.answer_error = args.data.error
+    end,
+  })
+  vim.cmd("%CodellamaExplain")
+  wait_for("the explanation", function()
+    return done
+  end, 15000)
+  results.data.float = wait_for_float("the explanation float")
 end
 
 main = coroutine.create(function()

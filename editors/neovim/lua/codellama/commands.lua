@@ -1,11 +1,12 @@
--- User commands (:CodellamaExplain, :CodellamaRefactor, ...), the explanation float, and the client-side
--- handlers for the commands the server's code actions carry.
+-- User commands (:CodellamaExplain, :CodellamaRefactor, ...) and the client-side handlers for the
+-- commands the server's code actions carry. The explanation float is codellama.float.
 local lsp = require("codellama.lsp")
 local inline = require("codellama.inline")
 
 local M = {}
 
 local api = vim.api
+
 
 local RUN = "codellama.run"
 local TOGGLE = "codellama.toggleCompletions"
@@ -15,8 +16,10 @@ local REVIEW_PROPOSAL = "codellama.reviewProposal"
 local options = nil ---@type table?
 local mapped = {} ---@type {mode: string, lhs: string}[]
 
--- The explanation window shown last: { win, buf }.
-M.float = nil
+local float = require("codellama.float")
+M.close_float = float.close
+M.show_markdown = float.show
+M.on_partial = float.on_partial
 
 local function notify(message, level)
   vim.notify("codellama: " .. message, level or vim.log.levels.INFO)
@@ -24,80 +27,6 @@ end
 
 local function emit(pattern, data)
   pcall(api.nvim_exec_autocmds, "User", { pattern = pattern, modeline = false, data = data })
-end
-
---- Close the explanation window, if open.
-function M.close_float()
-  if M.float and api.nvim_win_is_valid(M.float.win) then
-    pcall(api.nvim_win_close, M.float.win, true)
-  end
-  M.float = nil
-end
-
---- Show markdown in a floating window (filetype markdown); q or <Esc> closes it.
----@param title string
----@param markdown string
----@return integer win, integer buf
-function M.show_markdown(title, markdown)
-  M.close_float()
-  local float = options and options.float or {}
-  local lines = vim.split(markdown or "", "\n", { plain = true })
-  local buf = api.nvim_create_buf(false, true)
-  api.nvim_buf_set_lines(buf, 0, -1, false, lines)
-  vim.bo[buf].bufhidden = "wipe"
-  vim.bo[buf].filetype = "markdown"
-  vim.bo[buf].modifiable = false
-
-  local columns, rows = vim.o.columns, vim.o.lines
-  local width = #title + 4
-  for _, line in ipairs(lines) do
-    width = math.max(width, vim.fn.strdisplaywidth(line))
-  end
-  width = math.max(20, math.min(width, float.max_width or 100, columns - 4))
-  local height = 0
-  for _, line in ipairs(lines) do
-    height = height + math.max(1, math.ceil(vim.fn.strdisplaywidth(line) / width))
-  end
-  height = math.max(1, math.min(height, float.max_height or 30, rows - 4))
-
-  local config = {
-    relative = "editor",
-    width = width,
-    height = height,
-    row = math.max(0, math.floor((rows - height) / 2) - 1),
-    col = math.max(0, math.floor((columns - width) / 2)),
-    style = "minimal",
-    border = float.border or "rounded",
-    zindex = 50,
-  }
-  if vim.fn.has("nvim-0.9") == 1 and config.border ~= "none" then
-    config.title = " " .. title .. " "
-    config.title_pos = "center"
-  end
-  local enter = float.enter ~= false
-  local source = api.nvim_get_current_buf()
-  local win = api.nvim_open_win(buf, enter, config)
-  vim.wo[win].wrap = true
-  vim.wo[win].linebreak = true
-  vim.wo[win].conceallevel = 2
-  vim.wo[win].concealcursor = "n"
-  for _, key in ipairs({ "q", "<Esc>" }) do
-    vim.keymap.set("n", key, M.close_float, { buffer = buf, nowait = true, silent = true, desc = "codellama: close" })
-  end
-  if not enter then
-    api.nvim_create_autocmd({ "CursorMoved", "InsertEnter", "BufLeave" }, {
-      buffer = source,
-      once = true,
-      callback = function()
-        if M.float and M.float.win == win then
-          M.close_float()
-        end
-      end,
-    })
-  end
-  M.float = { win = win, buf = buf, title = title }
-  emit("CodellamaFloat", { win = win, buf = buf, title = title })
-  return win, buf
 end
 
 --- The LSP range a command works on: the visual selection, the given lines, or the cursor (the server
@@ -279,6 +208,7 @@ end
 ---@param opts table
 function M.setup(opts)
   options = opts
+  float.setup(opts)
   for _, spec in ipairs(COMMANDS) do
     api.nvim_create_user_command(spec.name, function(cmd)
       M.run(spec.action, cmd)

@@ -53,6 +53,9 @@ M.defaults = {
     ask = false,
     toggle = false,
   },
+  -- Show answers as the model writes them: explanations grow in their float, refactorings and
+  -- docstrings in a preview float that closes when the edit is offered (codellama/partial).
+  streaming = true,
   float = {
     border = "rounded",
     max_width = 100,
@@ -124,6 +127,7 @@ function M.set(opts)
   check("inline.keymaps", options.inline.keymaps, { "table" })
   check("keymaps", options.keymaps, { "table" })
   check("float", options.float, { "table" })
+  check("streaming", options.streaming, { "boolean" })
   check("on_attach", options.on_attach, { "function" }, true)
   M.options = options
   return options

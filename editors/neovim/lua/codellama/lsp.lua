@@ -4,9 +4,13 @@ local M = {}
 
 M.name = "codellama"
 M.STATUS = "codellama/status"
+M.PARTIAL = "codellama/partial"
 
 local has_011 = vim.fn.has("nvim-0.11") == 1
 local uv = vim.uv or vim.loop
+
+-- Set by codellama.commands: shows a `codellama/partial` notification (the live answer float).
+M.on_partial = nil ---@type fun(result: table, ctx: table)?
 
 -- Last `codellama/status` notification per client id: { state, message, backend, time }.
 M.statuses = {}
@@ -33,7 +37,8 @@ function M.client_config(opts)
     cmd_env = opts.cmd_env,
     filetypes = opts.filetypes,
     root_markers = opts.root_markers,
-    init_options = { codellama = section },
+    -- `streaming`: the server sends codellama/partial (the answer so far) while an action runs.
+    init_options = { codellama = section, streaming = opts.streaming ~= false },
     settings = { codellama = section },
     capabilities = {
       textDocument = { inlineCompletion = { dynamicRegistration = false } },
@@ -41,6 +46,11 @@ function M.client_config(opts)
     handlers = {
       [M.STATUS] = function(err, result, ctx)
         M.on_status(err, result, ctx)
+      end,
+      [M.PARTIAL] = function(_, result, ctx)
+        if type(result) == "table" and M.on_partial then
+          M.on_partial(result, ctx)
+        end
       end,
     },
   }
