@@ -17,7 +17,7 @@ from contextlib import aclosing
 from lsp.backends.base import Backend, GenerationRequest
 from lsp.config import Settings
 from lsp.context.documents import Document
-from lsp.context.extract import CodeContext
+from lsp.context.extract import CodeContext, DefinitionSource
 from lsp.errors import BackendRejected
 from lsp.log import fields
 from lsp.prompt.budget import Budget, BuiltPrompt, build_prompt
@@ -35,11 +35,13 @@ LENGTH_RETRY_SHRINK = 0.75
 
 
 class Assistant:
-    def __init__(self, settings: Settings, backend: Backend, store: PromptStore, counter: TokenCounter) -> None:
+    def __init__(self, settings: Settings, backend: Backend, store: PromptStore, counter: TokenCounter,
+                 workspace: DefinitionSource | None = None) -> None:
         self.settings = settings
         self.backend = backend
         self.store = store
         self.counter = counter
+        self.workspace = workspace  # definitions from files that are not open
 
     # -- completion (lsp/completion/pipeline.py) ----------------------------------------------------
 

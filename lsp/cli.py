@@ -99,6 +99,9 @@ def _parser() -> argparse.ArgumentParser:
     prompt.add_argument("--messages", help="JSON file with a list of {role, content}")
     prompt.add_argument("--action", default="complete", help="action whose prompt to show for a location")
     prompt.add_argument("--json", action="store_true", help="print the whole TGI request body")
+    prompt.add_argument("--root", help="workspace root to index (default: the nearest folder above the file with "
+                        ".git, pyproject.toml, package.json, go.mod or Cargo.toml)")
+    prompt.add_argument("--no-workspace", action="store_true", help="only the file itself, no workspace index")
 
     sub.add_parser("check", parents=[common], help="probe the backend and print what it found")
     _eval_parser(sub, common)
@@ -319,15 +322,17 @@ async def _prompt_view(args: argparse.Namespace, settings: Any) -> int:
         settings.max_input_tokens or DEFAULT_MAX_INPUT_TOKENS,
         settings.max_total_tokens or DEFAULT_MAX_TOTAL_TOKENS,
     )
+    workspace, root, index = _workspace_for(args, path, settings)
     if args.action == "complete":
         if len(numbers) != 2:
             raise CodellamaError("a completion prompt needs FILE:LINE:COL")
-        context = context_at(doc, position_offset(doc, int(numbers[0]), int(numbers[1])))
+        offset = position_offset(doc, int(numbers[0]), int(numbers[1]))
+        context = context_at(doc, offset, root=root, workspace=workspace)
         built = build_prompt(store, "complete", context, counter=counter, budget=budget, verify=True)
     else:
         start, end = line_span(doc, numbers[:1], required=False)
         start, end = target_range(doc, start, end)
-        context = selection_context(doc, start, end)
+        context = selection_context(doc, start, end, root=root, workspace=workspace)
         built = build_prompt(
             store, args.action, context, counter=counter, budget=budget, selection=doc.text[start:end], verify=True
         )
@@ -338,7 +343,39 @@ async def _prompt_view(args: argparse.Namespace, settings: Any) -> int:
     )
     for part, tokens in built.parts.items():
         sys.stderr.write(f"    {part:<12} {tokens:>6}\n")
+    if index is not None:
+        _workspace_report(index, root, context.definitions, built.text, counter, context.language)
+        index.close()
     return 0
+
+
+def _workspace_for(args: argparse.Namespace, path: str, settings: Any) -> tuple[Any, str | None, Any]:
+    """The workspace index for the prompt view: (definition source, root, index), the root found from the
+    file unless given; (None, None, None) with --no-workspace or when the setting is off."""
+    from lsp.workspace import WalkLimits, WorkspaceDefinitions, WorkspaceIndex, find_root
+
+    if args.no_workspace or not settings.workspace.enable:
+        return None, None, None
+    root = os.path.abspath(args.root) if args.root else find_root(path)
+    ws = settings.workspace
+    index = WorkspaceIndex(root, WalkLimits(ws.max_files, ws.max_file_size, ws.max_total_size, tuple(ws.exclude)))
+    index.start()
+    if not index.wait_scanned(120):
+        sys.stderr.write("workspace: the index is not complete after 120 s; using what it has\n")
+    return WorkspaceDefinitions(index, root), root, index
+
+
+def _workspace_report(index: Any, root: str | None, definitions: Any, text: str, counter: Any, language: str) -> None:
+    """What the workspace section cost: the definitions from other files that the prompt shows."""
+    from lsp.prompt.budget import rendered_definition
+
+    shown = [d for d in definitions if d.path and rendered_definition(d, language).strip() in text]
+    tokens = sum(counter.count(rendered_definition(d, language)) for d in shown)
+    sys.stderr.write(f"workspace: {root} ({len(index)} files indexed, {index.stats.parsed} read, "
+                     f"{index.stats.reused} from the cache)\n")
+    sys.stderr.write(f"    {len(shown)} definitions from other files shown, {tokens} tokens\n")
+    for d in shown:
+        sys.stderr.write(f"      {d.path}: {d.title}\n")
 
 
 async def _check(args: argparse.Namespace) -> int:

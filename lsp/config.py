@@ -32,6 +32,16 @@ class CompletionSettings(_Model):
     temperature: float = Field(default=0.1, ge=0.0, le=2.0)
 
 
+class WorkspaceSettings(_Model):
+    """The workspace index (definitions from files that are not open)."""
+
+    enable: bool = True
+    max_files: int = Field(default=5000, ge=0, le=1_000_000)
+    max_file_size: int = Field(default=512 * 1024, ge=1024, le=64 * 1024 * 1024)  # bytes
+    max_total_size: int = Field(default=64 * 1024 * 1024, ge=0, le=16 * 1024 * 1024 * 1024)  # bytes
+    exclude: list[str] = Field(default_factory=list)  # extra gitignore-style patterns
+
+
 class Settings(_Model):
     backend: BackendName = "auto"
     endpoint: str | None = None
@@ -55,6 +65,7 @@ class Settings(_Model):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_file: str | None = None
     completion: CompletionSettings = Field(default_factory=CompletionSettings)
+    workspace: WorkspaceSettings = Field(default_factory=WorkspaceSettings)
 
     @field_validator("endpoint")
     @classmethod

@@ -9,7 +9,7 @@ import asyncio
 import logging
 import sys
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any, BinaryIO
 
 from lsprotocol import types
@@ -23,7 +23,8 @@ from lsp.backends.select import chosen_backend, create_backend
 from lsp.compat import Protocol, ResyncingReader
 from lsp.completion.flow import CompletionFlow
 from lsp.config import Settings, resolve
-from lsp.context.documents import DocumentStore
+from lsp.context.documents import Document, DocumentStore
+from lsp.context.extract import DefinitionSource, Snippet
 from lsp.errors import CodellamaError
 from lsp.log import register_secret, set_client_sink, setup_logging
 from lsp.notices import Notices
@@ -57,6 +58,8 @@ class CodellamaServer(LanguageServer):
         self.scratch = ScratchFolder()  # files shown to the user (explanations)
         self.completion_flow = CompletionFlow()
         self.root: str | None = None
+        # filled by features/workspace.py once the client names a workspace; off when the setting is
+        self.workspace_definitions = WorkspaceSlot(lambda: self.settings.workspace.enable)
         self.settings, problems = resolve(None, self.cli_overrides)
         self.prompt_store = PromptStore(self.settings.prompts_path)
         self.counter: TokenCounter = load_counter(self.settings.tokenizer)
@@ -157,7 +160,8 @@ class CodellamaServer(LanguageServer):
         if self._backend is None:
             self._backend = self.backend_factory(self.settings)
         if self._assistant is None:
-            self._assistant = Assistant(self.settings, self._backend, self.prompt_store, self.counter)
+            self._assistant = Assistant(self.settings, self._backend, self.prompt_store, self.counter,
+                                        self.workspace_definitions)
         return self._assistant
 
     @property
@@ -222,6 +226,28 @@ class CodellamaServer(LanguageServer):
         self.root = uri_to_path(uri) if uri else None
 
 
+class WorkspaceSlot:
+    """Where the workspace index's definitions plug in once ``features/workspace.py`` starts an index (the
+    index's modules are imported only then); off while the setting is."""
+
+    def __init__(self, enabled: Callable[[], bool]) -> None:
+        self.source: Any = None  # a lsp.workspace.WorkspaceDefinitions
+        self.enabled = enabled
+
+    def definitions_for(
+        self, doc: Document, names: Mapping[str, float], skip_paths: Collection[str], local_names: Collection[str]
+    ) -> list[Snippet]:
+        source: DefinitionSource | None = self.source
+        if source is None or not self.enabled():
+            return []
+        return source.definitions_for(doc, names, skip_paths, local_names)
+
+    def stats(self) -> dict[str, Any]:
+        if self.source is None:
+            return {"files": 0, "scanned": False, "updates": 0, "generation": 0}
+        return dict(self.source.stats())
+
+
 def _backend_key(settings: Settings) -> tuple[Any, ...]:
     return (
         settings.backend,
@@ -241,9 +267,9 @@ def _backend_key(settings: Settings) -> tuple[Any, ...]:
 def create_server(
     cli_overrides: Mapping[str, Any] | None = None, backend_factory: BackendFactory = create_backend
 ) -> CodellamaServer:
-    from lsp.features import code_actions, commands, completion, documents, lifecycle
+    from lsp.features import code_actions, commands, completion, documents, lifecycle, workspace
 
     server = CodellamaServer(cli_overrides, backend_factory)
-    for feature in (lifecycle, documents, completion, code_actions, commands):
+    for feature in (lifecycle, documents, completion, code_actions, commands, workspace):
         feature.register(server)
     return server

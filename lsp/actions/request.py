@@ -15,7 +15,7 @@ from lsp.actions.test_targets import Placement, has_tests_module, place_tests
 from lsp.assistant import Assistant
 from lsp.cleanup import extract_code, reindent_block
 from lsp.context.documents import Document
-from lsp.context.extract import CodeContext, parses_cleanly, selection_context, target_range
+from lsp.context.extract import CodeContext, DefinitionSource, parses_cleanly, selection_context, target_range
 from lsp.prompt.budget import Budget
 from lsp.prompt.templates import Action
 from lsp.uris import inside, shown_path
@@ -77,12 +77,13 @@ def snapshot(
     root: str | None = None,
     folders: Sequence[str] = (),
     is_file: Callable[[str], bool] = os.path.isfile,
+    workspace: DefinitionSource | None = None,
 ) -> ActionRequest:
     """The request for `action` on `doc` between str offsets `start` and `end`, fixed now. Synchronous on
     purpose: nothing may run between reading the document and taking its copy."""
     copy = doc.snapshot()
     start, end = target_range(copy, start, end)
-    context = selection_context(copy, start, end, others=others, root=root)
+    context = selection_context(copy, start, end, others=others, root=root, workspace=workspace)
     placement: Placement | None = None
     if action == "tests":
         placement, note = _plan_tests(copy, root, tuple(folders), is_file)

@@ -11,16 +11,17 @@ from collections.abc import Iterable
 from lsp.assistant import Assistant
 from lsp.completion.stopper import CompletionStopper
 from lsp.context.documents import Document
-from lsp.context.extract import CodeContext, context_at
+from lsp.context.extract import CodeContext, DefinitionSource, context_at
 from lsp.continuation import continuation_prompt, continuing
 from lsp.prompt.budget import Budget
 
 
 def completion_context(
-    doc: Document, offset: int, *, others: Iterable[Document] = (), root: str | None = None
+    doc: Document, offset: int, *, others: Iterable[Document] = (), root: str | None = None,
+    workspace: DefinitionSource | None = None,
 ) -> CodeContext:
     """What the model needs to complete at ``offset``: taken at once, so later edits cannot shift it."""
-    return context_at(doc, offset, others=others, root=root)
+    return context_at(doc, offset, others=others, root=root, workspace=workspace)
 
 
 async def complete(
@@ -35,7 +36,7 @@ async def complete(
     """The text to insert at ``offset`` in ``doc``. The stream is closed when the block ends, and the
     suggestion is cut back to what adds no syntax error in ``snapshot`` (the document as the request saw it;
     ``doc`` itself when it cannot change meanwhile)."""
-    context = completion_context(doc, offset, others=others, root=root)
+    context = completion_context(doc, offset, others=others, root=root, workspace=assistant.workspace)
     return await complete_context(assistant, context, doc=snapshot or doc, offset=offset)
 
 

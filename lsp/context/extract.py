@@ -8,10 +8,12 @@ goes through :class:`~lsp.context.positions.LineIndex`.
 from __future__ import annotations
 
 import os
+import re
 import time
 from bisect import bisect_left
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
+from typing import Protocol
 
 from tree_sitter import Node, QueryCursor, Tree
 
@@ -22,6 +24,7 @@ from .positions import encode, point_after
 
 __all__ = [
     "CodeContext",
+    "DefinitionSource",
     "Scope",
     "Snippet",
     "block_end",
@@ -29,6 +32,7 @@ __all__ = [
     "count_errors",
     "parses_cleanly",
     "relative_path",
+    "relative_path_of",
     "selection_context",
     "target_range",
 ]
@@ -70,6 +74,7 @@ class Snippet:
     score: float
     start_line: int = -1  # LSP lines of the definition in its file (so a prompt can skip what it shows)
     end_line: int = -1
+    scope: str = ""  # the class it belongs to when shown without it (a member of another file's class)
 
 
 @dataclass(frozen=True)
@@ -87,10 +92,25 @@ class CodeContext:
     single_line: bool  # the cursor context suggests a single-line completion
 
 
+class DefinitionSource(Protocol):
+    """Definitions from beyond the open documents (the workspace index)."""
+
+    def definitions_for(
+        self, doc: Document, names: Mapping[str, float], skip_paths: Collection[str], local_names: Collection[str]
+    ) -> list[Snippet]:
+        """Snippets for the ``names`` used near the cursor in ``doc`` (weighted by closeness), from files
+        other than ``skip_paths`` (shown otherwise), ``local_names`` being defined in ``doc`` itself."""
+        ...
+
+
 # ---------------------------------------------------------------------------------------------- helpers
 def relative_path(doc: Document, root: str | None) -> str:
     """The document's path relative to the workspace ``root`` (a path or a ``file:`` URI) when inside it."""
-    path = doc.path
+    return relative_path_of(doc.path, root)
+
+
+def relative_path_of(path: str, root: str | None) -> str:
+    """``path`` relative to the workspace ``root`` (a path or a ``file:`` URI) when inside it."""
     if root:
         base = uri_to_path(root) if "://" in root else root
         base = base.rstrip("/\\") or "/"
@@ -280,7 +300,12 @@ def _outline(doc: Document, index: FileIndex, cursor_byte: int, limit: int) -> l
     return [_symbol_texts(doc, s)[1] for s in entries]
 
 
-def _imports(doc: Document, index: FileIndex) -> list[str]:
+_WORD = re.compile(r"[A-Za-z_$][\w$]*")
+_NAMELESS_IMPORTS = frozenset({"c", "cpp", "bash", "ruby"})
+
+
+def import_texts(doc: Document, index: FileIndex) -> list[str]:
+    """The file's import statements as text, each once."""
     seen: set[str] = set()
     result: list[str] = []
     for symbol in index.imports():
@@ -292,6 +317,16 @@ def _imports(doc: Document, index: FileIndex) -> list[str]:
             seen.add(text[0])
             result.append(text[0])
     return result
+
+
+def _imports(doc: Document, index: FileIndex, used: Collection[str]) -> list[str]:
+    """The import statements that bind a name the nearby code uses (the rest of the import block tells the
+    model little and may take a third of the budget in a module with many imports). Includes and requires
+    that bind no name (C, C++, shell, Ruby) are all kept."""
+    texts = import_texts(doc, index)
+    if doc.language is None or doc.language.name in _NAMELESS_IMPORTS:
+        return texts
+    return [text for text in texts if any(w in used for w in _WORD.findall(text))]
 
 
 def _snippet_text(doc: Document, index: FileIndex, symbol: Symbol, max_lines: int) -> str:
@@ -306,18 +341,37 @@ def _snippet_text(doc: Document, index: FileIndex, symbol: Symbol, max_lines: in
     line_start = lines.line_start(lines.line_of(start))
     indent = doc.text[line_start:start]
     indent = indent[: len(indent) - len(indent.lstrip())]
-    body_indent = indent + "    "
+    body = _text(doc, symbol.sig_end, symbol.end).split("\n")
+    body_indent = indent + _indent_unit(doc, symbol.sig_end, body, indent)
+    if body[0].strip() in ("{", "{{"):  # the brace stays on the signature's line (Go requires it there)
+        header = f"{header} {body[0].strip()}"
+        body = body[1:]
     parts = [header]
     if symbol.kind in CLASS_KINDS:
         for child in index.children(symbol)[: max_lines - 2]:
             parts.append(body_indent + _collapse(_symbol_texts(doc, child)[0]))
     else:
-        body = _text(doc, symbol.sig_end, symbol.end).split("\n")
         parts.extend(line.rstrip() for line in body[: max(0, max_lines // 2)] if line.strip())
         if parts and len(parts) > 1 and not parts[1].startswith(indent):
             parts[1] = body_indent + parts[1].lstrip()
     parts.append(body_indent + "...")
     return _dedent_tail(doc, symbol, "\n".join(parts))
+
+
+def _indent_unit(doc: Document, body_start: int, body: list[str], indent: str) -> str:
+    """The indentation the body adds to the definition's own (tabs stay tabs)."""
+    lines = doc.lines
+    offset = lines.offset_of_byte(body_start)
+    head = doc.text[lines.line_start(lines.line_of(offset)) : offset]
+    if not head.strip() and len(head) > len(indent):  # a body without braces starts at its first statement
+        return head[len(indent) :]
+    for line in body[1:40]:
+        if line.strip() and line.startswith(indent):
+            extra = line[len(indent) :]
+            unit = extra[: len(extra) - len(extra.lstrip())]
+            if unit:
+                return unit
+    return "\t" if indent.startswith("\t") else "    "
 
 
 def _dedent_tail(doc: Document, symbol: Symbol, text: str) -> str:
@@ -345,10 +399,12 @@ def _document_index(doc: Document, deadline: float) -> FileIndex | None:
 
 
 def _reference_names(
-    language: Language, tree: Tree, lo: int, hi: int, cursor_byte: int, line_bytes: float, skip: set[int]
+    language: Language, tree: Tree, lo: int, hi: int, cursor_byte: int, line_bytes: float, skip: set[int],
+    skip_ranges: Collection[tuple[int, int]] = (),
 ) -> dict[str, float]:
     """Names used in bytes [lo, hi), weighted by their closeness to the cursor (``line_bytes``: the average
-    length of a line, to count the distance in lines), except at ``skip`` bytes: names of definitions."""
+    length of a line, to count the distance in lines), except at ``skip`` bytes (names of definitions) and
+    in ``skip_ranges`` (import statements: a name imported is not yet a name used)."""
     cursor = QueryCursor(language.reference_query)
     cursor.set_byte_range(lo, hi)
     scores: dict[str, float] = {}
@@ -357,7 +413,7 @@ def _reference_names(
     for nodes in cursor.captures(tree.root_node).values():
         for node in nodes:
             start = node.start_byte
-            if start in skip:
+            if start in skip or (skip_ranges and any(a <= start < b for a, b in skip_ranges)):
                 continue
             raw = node.text
             if not raw or len(raw) < 2:
@@ -396,13 +452,17 @@ def _related(
     root: str | None,
     max_definitions: int,
     max_snippet_lines: int,
-) -> list[Snippet]:
-    """Definitions referred to by the code in ``window`` (bytes), in this and the other documents."""
+    workspace: DefinitionSource | None,
+) -> tuple[list[Snippet], dict[str, float]]:
+    """Definitions referred to by the code in ``window`` (bytes), in this and the other documents and the
+    workspace; and the names used there, weighted by their closeness to the cursor."""
     assert doc.language is not None
-    skip = {s.name_at for s in index.between(window[0], window[1])}
-    names = _reference_names(doc.language, tree, window[0], window[1], inside[0], line_bytes, skip)
+    in_window = index.between(window[0], window[1])
+    skip = {s.name_at for s in in_window}
+    imports = [(s.start, s.end) for s in in_window if s.base == "import"]
+    names = _reference_names(doc.language, tree, window[0], window[1], inside[0], line_bytes, skip, imports)
     if not names:
-        return []
+        return [], names
     candidates: dict[int, _Candidate] = {}
 
     def visible(symbol: Symbol) -> bool:
@@ -421,9 +481,11 @@ def _related(
     deadline = time.perf_counter() + OTHERS_TIME_BUDGET
     seen = 0
     language_name = doc.language.name
+    open_paths = {doc.path}
     for other in others:
         if other is doc or other.uri == doc.uri:
             continue
+        open_paths.add(other.path)
         if seen >= MAX_OTHER_DOCUMENTS:
             break
         other_index = _document_index(other, deadline)
@@ -462,11 +524,8 @@ def _related(
             continue
         used.add(shown)
         signature = _symbol_texts(owner, symbol)[0]
-        title = _title(signature)
-        path: str | None = None
-        if owner is not doc:
-            path = relative_path(owner, root)
-            title = f"{path}: {title}"
+        title = _title(signature)  # without the path: the prompt prints it once, beside the title
+        path = relative_path(owner, root) if owner is not doc else None
         text = _snippet_text(owner, owner_index, symbol, max_snippet_lines)
         lines = owner.lines
         snippets.append(Snippet(
@@ -474,7 +533,12 @@ def _related(
             start_line=lines.line_of(lines.offset_of_byte(symbol.outer)),
             end_line=lines.line_of(lines.offset_of_byte(symbol.end)),
         ))
-    return snippets
+    if workspace is not None:
+        found = workspace.definitions_for(doc, names, open_paths, by_name.keys())
+        titles = {(s.path, s.title) for s in snippets}
+        snippets += [s for s in found if (s.path, s.title) not in titles]
+        snippets.sort(key=lambda s: -s.score)  # stable: ties keep this file's definitions first
+    return snippets, names
 
 
 # ---------------------------------------------------------------------------------------------- single line
@@ -527,12 +591,13 @@ def context_at(
     max_definitions: int = MAX_DEFINITIONS,
     max_snippet_lines: int = MAX_SNIPPET_LINES,
     max_outline: int = MAX_OUTLINE,
+    workspace: DefinitionSource | None = None,
 ) -> CodeContext:
     """The context for a completion at ``offset`` (a str index into ``doc.text``, clamped)."""
     text = doc.text
     offset = max(0, min(offset, len(text)))
     return _context(doc, offset, offset, others, root, max_definitions, max_snippet_lines, max_outline,
-                    single_line=None)
+                    single_line=None, workspace=workspace)
 
 
 def selection_context(
@@ -545,6 +610,7 @@ def selection_context(
     max_definitions: int = MAX_DEFINITIONS,
     max_snippet_lines: int = MAX_SNIPPET_LINES,
     max_outline: int = MAX_OUTLINE,
+    workspace: DefinitionSource | None = None,
 ) -> CodeContext:
     """The context for rewriting ``[start, end)``: prefix and suffix around the range, the scopes that
     enclose it, the definitions the selected and nearby code refers to."""
@@ -553,7 +619,7 @@ def selection_context(
     end = max(start, min(end, len(text)))
     single = "\n" not in text[start:end] and "\r" not in text[start:end]
     return _context(doc, start, end, others, root, max_definitions, max_snippet_lines, max_outline,
-                    single_line=single)
+                    single_line=single, workspace=workspace)
 
 
 def _context(
@@ -566,6 +632,7 @@ def _context(
     max_snippet_lines: int,
     max_outline: int,
     single_line: bool | None,
+    workspace: DefinitionSource | None = None,
 ) -> CodeContext:
     text = doc.text
     language = doc.language
@@ -597,15 +664,15 @@ def _context(
     first_window_line = max(0, first_line - REFERENCE_WINDOW[0])
     window_lines = min(lines.line_count - 1, last_line + REFERENCE_WINDOW[1]) - first_window_line + 1
     line_bytes = (window[1] - window[0]) / max(1, window_lines)
-    definitions = _related(doc, index, tree, window, near, line_bytes, (start_byte, end_byte), others, root,
-                           max_definitions, max_snippet_lines)
+    definitions, names = _related(doc, index, tree, window, near, line_bytes, (start_byte, end_byte), others,
+                                  root, max_definitions, max_snippet_lines, workspace)
     return CodeContext(
         language=language.display_name,
         path=path,
         prefix=prefix,
         suffix=suffix,
         scopes=_scopes(doc, chain),
-        imports=_imports(doc, index),
+        imports=_imports(doc, index, names),
         definitions=definitions,
         outline=_outline(doc, index, start_byte, max_outline),
         single_line=_single_line(doc, start, tree) if single_line is None else single_line,

@@ -160,6 +160,7 @@ def request_for(
         root=ls.root,
         folders=workspace_folders(ls),
         is_file=lambda p: p in open_paths or os.path.isfile(p),
+        workspace=ls.workspace_definitions,
     )
 
 

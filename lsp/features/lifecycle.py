@@ -13,6 +13,7 @@ from lsprotocol import types
 from lsp.compat import requests_in_flight
 from lsp.config import Settings
 from lsp.features import streaming
+from lsp.features import workspace as workspace_feature
 from lsp.features.common import negotiated_encoding
 from lsp.server import CodellamaServer
 
@@ -35,6 +36,7 @@ def register(server: CodellamaServer) -> None:
         problems, ls.pending_problems = ls.pending_problems, []
         ls.show_problems(problems)
         ls.status("idle")
+        workspace_feature.start_in_background(ls)  # the index walks in the background; watchers are asked for
 
     @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
     async def did_change_configuration(ls: CodellamaServer, params: types.DidChangeConfigurationParams) -> None:
@@ -61,6 +63,7 @@ def register(server: CodellamaServer) -> None:
             "pending": requests_in_flight(ls.protocol),  # pygls's table of handlers in flight
             "documents": len(ls.documents),
             "completionFlow": dataclasses.asdict(ls.completion_flow.stats),
+            "workspace": ls.workspace_definitions.stats(),
         }
 
 

@@ -13,10 +13,10 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from lsp.context.extract import CodeContext
+from lsp.context.extract import CodeContext, Snippet
 from lsp.errors import PromptError
 from lsp.prompt.chat_format import Message, escape, render_codellama70b
-from lsp.prompt.templates import Action, ActionSpec, PromptStore
+from lsp.prompt.templates import Action, ActionSpec, PromptStore, fence
 from lsp.prompt.tokens import TokenCounter
 
 # Share of the free budget the nearest code may take before other context gets a turn.
@@ -150,7 +150,7 @@ def build_prompt(
     # the sections of the parts that may appear are set aside before packing, so that the estimate stays
     # within the budget and the whole prompt rarely needs counting again
     reserved = sum(section(part, first) for part, first in firsts.items())
-    chosen = _pack(candidates, max(0, free - slack - reserved))
+    chosen = _without_repeats(context, _pack(candidates, max(0, free - slack - reserved)))
     for _ in range(8):
         variables = {**fixed, **_assemble(context, chosen)}
         present = {c.part for c in chosen} & _LIST_PARTS
@@ -194,12 +194,45 @@ def _chunks(context: CodeContext, counter: TokenCounter, action: Action) -> dict
     parts["imports"] = listed("imports", [(i, cost(i + "\n")) for i in context.imports])
     parts["definitions"] = iter(
         [
-            _Chunk("definitions", d.title + d.text, cost(d.title + d.text) + 8, r)
+            _Chunk("definitions", d.title + d.text, counter.count(rendered_definition(d, context.language)), r)
             for r, d in enumerate(context.definitions)
         ]
     )
     parts["outline"] = (_Chunk("outline", line, cost(line + "\n"), r) for r, line in enumerate(context.outline))
     return parts
+
+
+def _without_repeats(context: CodeContext, chosen: list[_Chunk]) -> list[_Chunk]:
+    """Drop the definitions of this file and the enclosing scopes' signatures that the code shown around
+    the cursor already holds: the budget is spent on what the model cannot see otherwise."""
+    cursor = context.prefix.count("\n")
+    back = max((c.key for c in chosen if c.part == "prefix"), default=-1)
+    ahead = max((c.key for c in chosen if c.part == "suffix"), default=-1)
+    if back < 0:
+        return chosen
+    lo, hi = cursor - back, cursor + max(0, ahead)
+    definitions = context.definitions
+    scopes = context.scopes
+
+    def repeated(chunk: _Chunk) -> bool:
+        if chunk.part == "definitions":
+            d = definitions[chunk.key]
+            return d.path is None and d.start_line >= lo and 0 <= d.end_line <= hi
+        if chunk.part == "scopes":
+            return lo <= scopes[chunk.key].start_line <= hi
+        return False
+
+    return [c for c in chosen if not repeated(c)]
+
+
+def rendered_definition(definition: Snippet, language: str) -> str:
+    """A definition as ``_context.j2`` prints it (where it is from, its fenced text; its title is the
+    text's first line, not printed again): what its cost must count, so that prompts with many cross-file
+    definitions stay within the budget."""
+    label = f"From `{escape(definition.path)}`" if definition.path else "From this file"
+    if definition.scope:
+        label += f", in {escape(definition.scope)}"
+    return f"{label}:\n{fence(definition.text, language)}\n"
 
 
 def _lines_backward(text: str) -> Iterator[str]:

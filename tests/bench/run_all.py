@@ -26,6 +26,7 @@ BENCHES: list[tuple[str, list[str], list[str]]] = [
     ("bench_backends.py", ["--openai"], ["--runs", "1", "--no-cli"]),
     ("soak.py", [], ["--requests", "400", "--editors", "4"]),
     ("bench_embedded.py", [], ["--samples", "8"]),
+    ("bench_workspace.py", [], ["--quick"]),
 ]
 
 

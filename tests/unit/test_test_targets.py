@@ -1,4 +1,4 @@
-"""Where tests go, by language convention (lsp/test_files.py), and how they join an existing file."""
+"""Where tests go, by language convention (lsp/actions/test_targets.py), and how they join an existing file."""
 
 from __future__ import annotations
 

@@ -43,6 +43,11 @@ export const SERVER_SETTINGS = [
     'completion.maxLines',
     'completion.maxNewTokens',
     'completion.temperature',
+    'workspace.enable',
+    'workspace.maxFiles',
+    'workspace.maxFileSize',
+    'workspace.maxTotalSize',
+    'workspace.exclude',
 ] as const;
 
 /** Settings that only the extension reads. */
