@@ -18,7 +18,7 @@ from pygls.exceptions import JsonRpcException
 from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
 
 from tests.conftest import TGI, clean_env, server_command
-from tests.e2e.helpers import edit_doc, open_doc, wait_for
+from tests.e2e.helpers import edit_doc, editor_client, open_doc, wait_for
 from tests.tgi_server import pieces
 
 SOURCE = """def mean(values):
@@ -117,7 +117,9 @@ CLIENTS = ["neovim", "visual-studio-code", "emacs"]
 
 
 @pytest_lsp.fixture(
-    params=CLIENTS, config=ClientServerConfig(server_command=server_command(), server_env=clean_env())
+    params=CLIENTS, config=ClientServerConfig(
+            server_command=server_command(), server_env=clean_env(), client_factory=editor_client,
+        )
 )
 async def client(lsp_client: LanguageClient, tgi: TGI, editor: Editor, request: pytest.FixtureRequest):
     await initialize_editor(lsp_client, editor, {"endpoint": tgi.url}, recorded=request.param)
@@ -467,7 +469,9 @@ async def test_cancel_request_closes_the_model_stream(client: LanguageClient, tg
 
 # ---------------------------------------------------------------------------------------------- no resolve
 @pytest_lsp.fixture(
-    params=CLIENTS, config=ClientServerConfig(server_command=server_command(), server_env=clean_env())
+    params=CLIENTS, config=ClientServerConfig(
+            server_command=server_command(), server_env=clean_env(), client_factory=editor_client,
+        )
 )
 async def plain_client(lsp_client: LanguageClient, tgi: TGI, editor: Editor, request: pytest.FixtureRequest):
     await initialize_editor(lsp_client, editor, {"endpoint": tgi.url}, resolve=False, recorded=request.param)
