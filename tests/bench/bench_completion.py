@@ -191,7 +191,10 @@ class Upstream:
 
 def reply_for(inputs: str) -> str:
     """What CodeLlama-70B-Instruct tends to say: the current line restated, completed, in a fence."""
-    before = inputs.split("<CURSOR>")[0]
+    # The prompt names the marker in its sentences too ("the cursor is at <CURSOR>"): the cursor is the one
+    # in the code.
+    marks = [m.start() for m in re.finditer("<CURSOR>", inputs) if not inputs[: m.start()].endswith("at ")]
+    before = inputs[: marks[-1]] if marks else inputs
     found = re.findall(r"def step_(\d+)\(", before)
     line = target(int(found[-1])) if found else "pass"
     return f"```python\n    {line}\n```"
