@@ -77,6 +77,10 @@ async def initialize_editor(
         editor.applied.append(params.edit)
         return types.ApplyWorkspaceEditResult(applied=True)
 
+    @client.feature(types.CLIENT_REGISTER_CAPABILITY)
+    def register_capability(params: types.RegistrationParams) -> None:
+        """The workspace index asks clients that allow it to watch files: accept, as the editors do."""
+
     @client.feature(types.WINDOW_SHOW_MESSAGE_REQUEST)
     def ask(params: types.ShowMessageRequestParams) -> types.MessageActionItem | None:
         editor.questions.append(params)
