@@ -13,13 +13,37 @@ from typing import Any
 
 import pytest
 from lsprotocol import types
-from pytest_lsp import LanguageClient, client_capabilities
+from pytest_lsp import LanguageClient, client_capabilities, make_test_lsp_client
 
 # client name (as pytest-lsp knows it) -> the position encoding the server agrees on with it
 ENCODING_OF = {"neovim": "utf-8", "visual-studio-code": "utf-16", "emacs": "utf-32"}
 CLIENTS = [pytest.param(name, id=f"{name}-{encoding}") for name, encoding in ENCODING_OF.items()]
 # Non-ASCII text of each width: accents (2 UTF-8 bytes), CJK (3 bytes), emoji (4 bytes, 2 UTF-16 units)
 NON_ASCII = "s = 'héllo' + '漢字' + '😀'"
+
+
+def answer_registrations(client: LanguageClient) -> None:
+    """Answer ``client/registerCapability`` and ``unregisterCapability`` as an editor does (the recorded
+    capabilities offer dynamic registration, e.g. of file watchers); what was registered is kept as
+    ``client.registrations``."""
+    client.registrations = {}  # type: ignore[attr-defined]
+
+    @client.feature(types.CLIENT_REGISTER_CAPABILITY)
+    def register(ls: LanguageClient, params: types.RegistrationParams) -> None:
+        for registration in params.registrations:
+            ls.registrations[registration.id] = registration  # type: ignore[attr-defined]
+
+    @client.feature(types.CLIENT_UNREGISTER_CAPABILITY)
+    def unregister(ls: LanguageClient, params: types.UnregistrationParams) -> None:
+        for gone in params.unregisterations:
+            ls.registrations.pop(gone.id, None)  # type: ignore[attr-defined]
+
+
+def editor_client() -> LanguageClient:
+    """pytest-lsp's test client, answering dynamic registrations like the editors whose capabilities it sends."""
+    client = make_test_lsp_client()
+    answer_registrations(client)
+    return client
 
 
 def column(text: str, encoding: str) -> int:

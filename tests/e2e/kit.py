@@ -25,10 +25,9 @@ from urllib.parse import urlsplit
 
 from lsprotocol import types
 from pytest_lsp import LanguageClient, client_capabilities
-from pytest_lsp.client import make_test_lsp_client
 
 from tests.conftest import ROOT, TGI, clean_env
-from tests.e2e.helpers import edit_doc, open_doc
+from tests.e2e.helpers import edit_doc, editor_client, open_doc
 
 __all__ = ["edit_doc", "open_doc"]
 
@@ -46,7 +45,7 @@ def statuses(client: LanguageClient) -> list[dict[str, Any]]:
 
 
 def make_client() -> LanguageClient:
-    client = make_test_lsp_client()
+    client = editor_client()
     client.statuses = []  # type: ignore[attr-defined]
 
     @client.feature(STATUS)

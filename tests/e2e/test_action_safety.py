@@ -18,7 +18,7 @@ from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
 from pytest_lsp.client import DEFAULT_CLIENT_FEATURES, register_lsp_features
 
 from tests.conftest import TGI, clean_env, server_command
-from tests.e2e.helpers import edit_doc, open_doc
+from tests.e2e.helpers import answer_registrations, edit_doc, open_doc
 
 CLIENTS = ["neovim", "visual-studio-code", "emacs"]
 SOURCE = (
@@ -88,6 +88,7 @@ def make_client() -> LanguageClient:
         types.WORKSPACE_APPLY_EDIT: apply_edit,
     }
     register_lsp_features(client, features)
+    answer_registrations(client)
     return client
 
 

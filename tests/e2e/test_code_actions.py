@@ -17,7 +17,7 @@ from pygls.exceptions import JsonRpcException
 from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
 
 from tests.conftest import TGI, clean_env, server_command
-from tests.e2e.helpers import command_of, edit_doc, open_doc, wait_for
+from tests.e2e.helpers import command_of, edit_doc, editor_client, open_doc, wait_for
 from tests.tgi_server import pieces
 
 SOURCE = """def mean(values):
@@ -77,10 +77,6 @@ async def initialize_editor(
         editor.applied.append(params.edit)
         return types.ApplyWorkspaceEditResult(applied=True)
 
-    @client.feature(types.CLIENT_REGISTER_CAPABILITY)
-    def register_capability(params: types.RegistrationParams) -> None:
-        """The workspace index asks clients that allow it to watch files: accept, as the editors do."""
-
     @client.feature(types.WINDOW_SHOW_MESSAGE_REQUEST)
     def ask(params: types.ShowMessageRequestParams) -> types.MessageActionItem | None:
         editor.questions.append(params)
@@ -120,7 +116,9 @@ CLIENTS = ["neovim", "visual-studio-code", "emacs"]
 
 
 @pytest_lsp.fixture(
-    params=CLIENTS, config=ClientServerConfig(server_command=server_command(), server_env=clean_env())
+    params=CLIENTS, config=ClientServerConfig(
+            server_command=server_command(), server_env=clean_env(), client_factory=editor_client,
+        )
 )
 async def client(lsp_client: LanguageClient, tgi: TGI, editor: Editor, request: pytest.FixtureRequest):
     await initialize_editor(lsp_client, editor, {"endpoint": tgi.url}, recorded=request.param)
@@ -470,7 +468,9 @@ async def test_cancel_request_closes_the_model_stream(client: LanguageClient, tg
 
 # ---------------------------------------------------------------------------------------------- no resolve
 @pytest_lsp.fixture(
-    params=CLIENTS, config=ClientServerConfig(server_command=server_command(), server_env=clean_env())
+    params=CLIENTS, config=ClientServerConfig(
+            server_command=server_command(), server_env=clean_env(), client_factory=editor_client,
+        )
 )
 async def plain_client(lsp_client: LanguageClient, tgi: TGI, editor: Editor, request: pytest.FixtureRequest):
     await initialize_editor(lsp_client, editor, {"endpoint": tgi.url}, resolve=False, recorded=request.param)

@@ -13,7 +13,7 @@ from pytest_lsp import ClientServerConfig, LanguageClient
 from lsp.features.lifecycle import STATS_METHOD
 from tests.conftest import TGI, clean_env, server_command
 from tests.e2e import helpers
-from tests.e2e.helpers import CLIENTS, ENCODING_OF, NON_ASCII, edit_doc, initialize, open_doc, records
+from tests.e2e.helpers import CLIENTS, ENCODING_OF, NON_ASCII, edit_doc, editor_client, initialize, open_doc, records
 from tests.e2e.kit import complete
 
 URI = "file:///tmp/project/records.js"
@@ -27,7 +27,9 @@ def open_records(client: LanguageClient, helper: int) -> int:
     return next(i for i, line in enumerate(lines) if line.startswith(f"export function helper{helper}(")) + 1
 
 
-@pytest_lsp.fixture(config=ClientServerConfig(server_command=server_command(), server_env=clean_env()))
+@pytest_lsp.fixture(config=ClientServerConfig(
+        server_command=server_command(), server_env=clean_env(), client_factory=editor_client,
+    ))
 async def client(lsp_client: LanguageClient, tgi: TGI):
     await initialize(lsp_client, {"endpoint": tgi.url, "completion": {"debounceMs": 0}})
     yield
@@ -93,7 +95,9 @@ async def test_typing_lines_into_a_long_file_keeps_the_server_memory_flat(client
 # -- position encodings, under real clients' capabilities ------------------------------------------------
 
 
-@pytest_lsp.fixture(params=CLIENTS, config=ClientServerConfig(server_command=server_command(), server_env=clean_env()))
+@pytest_lsp.fixture(params=CLIENTS, config=ClientServerConfig(
+        server_command=server_command(), server_env=clean_env(), client_factory=editor_client,
+    ))
 async def real_client(lsp_client: LanguageClient, tgi: TGI, request: pytest.FixtureRequest):
     name = request.param
     result = await initialize(lsp_client, {"endpoint": tgi.url, "completion": {"debounceMs": 0}}, capabilities=name)

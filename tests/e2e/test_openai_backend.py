@@ -29,7 +29,7 @@ from lsp.config import Settings
 from lsp.errors import BackendAuthError, BackendRejected
 from lsp.prompt.chat_format import Message
 from tests.conftest import clean_env, server_command
-from tests.e2e.helpers import initialize, open_doc
+from tests.e2e.helpers import editor_client, initialize, open_doc
 
 MODEL = default_model_path()
 if MODEL is None:
@@ -236,7 +236,9 @@ SOURCE = (
 CURSOR = types.Position(line=2, character=11)  # after "return "
 
 
-@pytest_lsp.fixture(config=ClientServerConfig(server_command=server_command(), server_env=clean_env()))
+@pytest_lsp.fixture(config=ClientServerConfig(
+        server_command=server_command(), server_env=clean_env(), client_factory=editor_client,
+    ))
 async def client(lsp_client: LanguageClient, llama_server: LlamaServer):
     await initialize(
         lsp_client,

@@ -14,7 +14,7 @@ from pytest_lsp import ClientServerConfig, LanguageClient
 
 from lsp.cleanup.rewrites import lost_names, rewrite_warning
 from tests.conftest import TGI, clean_env, server_command
-from tests.e2e.helpers import open_doc
+from tests.e2e.helpers import editor_client, open_doc
 from tests.e2e.test_code_actions import IN_MEAN, SOURCE, Editor, actions_at, initialize_editor
 
 pytestmark = pytest.mark.slow
@@ -27,7 +27,9 @@ def editor(tmp_path: Path) -> Editor:
     return Editor(root)
 
 
-@pytest_lsp.fixture(config=ClientServerConfig(server_command=server_command(), server_env=clean_env()))
+@pytest_lsp.fixture(config=ClientServerConfig(
+        server_command=server_command(), server_env=clean_env(), client_factory=editor_client,
+    ))
 async def client(lsp_client: LanguageClient, tgi: TGI, editor: Editor):
     await initialize_editor(lsp_client, editor, {"endpoint": tgi.url})
     yield

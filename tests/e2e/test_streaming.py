@@ -15,10 +15,9 @@ import pytest_lsp
 from lsprotocol import types
 from pygls.exceptions import JsonRpcException
 from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
-from pytest_lsp.client import make_test_lsp_client
 
 from tests.conftest import TGI, clean_env, server_command
-from tests.e2e.helpers import open_doc, wait_for
+from tests.e2e.helpers import editor_client, open_doc, wait_for
 
 PARTIAL = "codellama/partial"
 RUN = "codellama.run"
@@ -28,7 +27,7 @@ WHOLE = {"start": {"line": 0, "character": 0}, "end": {"line": 2, "character": 1
 ANSWER = "Grüße returns a greeting ☕ for 名前, word by word. " * 3
 def make_client() -> LanguageClient:
     """A test client that records every `codellama/partial` it receives (as `client.partials`)."""
-    client = make_test_lsp_client()
+    client = editor_client()
     client.partials = []  # type: ignore[attr-defined]
 
     @client.feature(PARTIAL)
