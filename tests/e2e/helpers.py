@@ -7,6 +7,7 @@ encoding that client negotiates (Neovim 0.11 offers utf-8 first, Emacs 29 utf-32
 
 from __future__ import annotations
 
+import ast
 import asyncio
 from typing import Any
 
@@ -116,7 +117,9 @@ def edit_doc(
     )
 
 
-async def wait_for(predicate: Any, timeout: float = 5.0) -> None:
+async def wait_for(predicate: Any, timeout: float = 30.0) -> None:
+    """Poll until `predicate()` holds. The bound only turns a hang into a failure: on a busy machine events
+    come late, so it is far above any wait the tests expect."""
     deadline = asyncio.get_running_loop().time() + timeout
     while not predicate():
         if asyncio.get_running_loop().time() > deadline:
@@ -138,3 +141,13 @@ def records(count: int) -> str:
             "  for (let step = 0; step < 3; step++) {\n    total += value * scale;\n  }\n  return total;\n}\n"
         )
     return "".join(parts)
+
+
+def command_of(action: types.CodeAction | types.Command) -> types.Command:
+    """The command a client without codeAction/resolve runs for ``action``. lsprotocol reads a CodeAction
+    that carries a command as a Command whose `command` is the action's command object as text (its union is
+    ambiguous); recover it as a client reading the JSON would."""
+    inner: Any = action.command
+    if isinstance(inner, str):
+        inner = ast.literal_eval(inner)
+    return inner if isinstance(inner, types.Command) else types.Command(**inner)

@@ -105,8 +105,8 @@ def errors_shown(client: LanguageClient) -> list[str]:
     return [m.message for m in client.messages if m.type == types.MessageType.Error]
 
 
-async def eventually(predicate: Callable[[], bool], timeout: float = 5.0, what: str = "condition") -> None:
-    """Poll until `predicate()` holds; fail after `timeout` seconds."""
+async def eventually(predicate: Callable[[], bool], timeout: float = 30.0, what: str = "condition") -> None:
+    """Poll until `predicate()` holds; fail after `timeout` seconds (a bound that only catches a hang)."""
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > deadline:

@@ -171,7 +171,6 @@ async def test_a_file_of_tens_of_megabytes(client: LanguageClient, tgi: TGI) -> 
     text = "".join(unit.format(n=n) for n in range(420_000)) + "def last(value):\n    return \n"
     assert len(text) > 20_000_000
     uri = "file:///tmp/project/huge.py"
-    started = time.monotonic()
     kit.open_doc(client, uri, text)
     tgi.script(ANSWER, ANSWER)
     last = text.count("\n") - 1
@@ -181,7 +180,6 @@ async def test_a_file_of_tens_of_megabytes(client: LanguageClient, tgi: TGI) -> 
     assert len(json.dumps(body)) < 64_000  # the prompt fits the model, whatever the file
     kit.edit_doc(client, uri, 2, (last, 11), (last, 11), "value")
     assert await kit.complete(client, uri, types.Position(last, 16)) == ["answer(value)"]
-    assert time.monotonic() - started < 30
     client.text_document_did_close(types.DidCloseTextDocumentParams(types.TextDocumentIdentifier(uri)))
     await still_serves(client, tgi)
 
@@ -200,10 +198,8 @@ async def test_a_very_long_line(client: LanguageClient, tgi: TGI, first_line: st
     body = "\nfunction f(x) {\n  return \n}\n" if language == "javascript" else "\ndef f(x):\n  return \n"
     kit.open_doc(client, uri, first_line + body, language=language)
     tgi.script(ANSWER, ANSWER)
-    started = time.monotonic()
     assert await kit.complete(client, uri, types.Position(2, 9)) == ["answer(value)"]
     await kit.complete(client, uri, types.Position(0, len(first_line) // 2))
-    assert time.monotonic() - started < 10
     for request in tgi.requests():
         assert len(request["inputs"]) < 64_000
 

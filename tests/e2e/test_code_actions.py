@@ -3,7 +3,6 @@ edits (versions, the syntax check), progress and cancellation."""
 
 from __future__ import annotations
 
-import ast
 import asyncio
 import re
 from dataclasses import dataclass, field
@@ -18,7 +17,7 @@ from pygls.exceptions import JsonRpcException
 from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
 
 from tests.conftest import TGI, clean_env, server_command
-from tests.e2e.helpers import edit_doc, editor_client, open_doc, wait_for
+from tests.e2e.helpers import command_of, edit_doc, editor_client, open_doc, wait_for
 from tests.tgi_server import pieces
 
 SOURCE = """def mean(values):
@@ -491,13 +490,8 @@ async def test_a_client_without_resolve_gets_commands_that_run_the_action(
             context=types.CodeActionContext(diagnostics=[]),
         )
     )
-    # lsprotocol reads a CodeAction that carries a command as a Command whose `command` is the action's
-    # command object as text (its union is ambiguous); recover it as a client reading the JSON would.
     [raw] = [a for a in result or [] if a.title == "CodeLlama: Refactor"]
-    inner: Any = raw.command
-    if isinstance(inner, str):
-        inner = ast.literal_eval(inner)
-    refactor = inner if isinstance(inner, types.Command) else types.Command(**inner)
+    refactor = command_of(raw)
     assert refactor.command == "codellama.run"
     assert tgi.requests() == []  # listing stays free
     tgi.script({"text": "```python\ndef mean(values):\n    return sum(values) / len(values)\n```"})

