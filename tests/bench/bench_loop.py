@@ -20,6 +20,7 @@ import asyncio
 import atexit
 import json
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -147,6 +148,7 @@ def main() -> int:
         server.close()
         tgi.close()
     gaps = [(when, hold, busy) for when, hold, busy in json.loads(report.read_text())]
+    shutil.rmtree(workdir, ignore_errors=True)  # the file, the server's log and its gaps: read, no longer needed
     print(f"server: {args.python}; a {len(lines)}-line JavaScript file; {args.rounds} rounds of an edit that opens a"
           " bracket, then an automatic inline completion (debounce 60 ms, model server 50 ms)")
     for cpu in (True, False):
