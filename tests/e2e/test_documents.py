@@ -3,17 +3,28 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
+import statistics
 from pathlib import Path
 
 import pytest
 import pytest_lsp
 from lsprotocol import types
-from pytest_lsp import ClientServerConfig, LanguageClient
+from pytest_lsp import LanguageClient
 
 from lsp.features.lifecycle import STATS_METHOD
-from tests.conftest import TGI, clean_env, server_command
+from tests.conftest import TGI
 from tests.e2e import helpers
-from tests.e2e.helpers import CLIENTS, ENCODING_OF, NON_ASCII, edit_doc, editor_client, initialize, open_doc, records
+from tests.e2e.helpers import (
+    CLIENTS,
+    ENCODING_OF,
+    NON_ASCII,
+    edit_doc,
+    editor_config,
+    initialize,
+    open_doc,
+    records,
+)
 from tests.e2e.kit import complete
 
 URI = "file:///tmp/project/records.js"
@@ -27,9 +38,7 @@ def open_records(client: LanguageClient, helper: int) -> int:
     return next(i for i, line in enumerate(lines) if line.startswith(f"export function helper{helper}(")) + 1
 
 
-@pytest_lsp.fixture(config=ClientServerConfig(
-        server_command=server_command(), server_env=clean_env(), client_factory=editor_client,
-    ))
+@pytest_lsp.fixture(config=editor_config())
 async def client(lsp_client: LanguageClient, tgi: TGI):
     await initialize(lsp_client, {"endpoint": tgi.url, "completion": {"debounceMs": 0}})
     yield
@@ -81,23 +90,23 @@ async def test_typing_lines_into_a_long_file_keeps_the_server_memory_flat(client
     typed = "  const value = compute(this.items[index], [\n"
     version = 1
     sizes = []
-    for line in range(8):
+    for line in range(10):
         for column, char in enumerate(typed):
             version += 1
             edit_doc(client, URI, version, (row + line, column), (row + line, column), char)
             await asyncio.sleep(0.005)  # the slices of the re-parse run between keystrokes
         await client.protocol.send_request_async(STATS_METHOD, {})  # the server has handled every keystroke
         sizes.append(_rss_kb(pid))
-    growth_mb = (sizes[-1] - sizes[1]) / 1024
-    assert growth_mb < 8, f"server memory grew {growth_mb:.1f} MB over 6 lines: {sizes}"
+    # A leak grows with every line (about 4 MB a line here without the give-back); the allocator keeping a
+    # one-time re-parse peak (~35 MB, at whichever line it comes) is one step, so the typical line is judged.
+    growth_mb = statistics.median(after - before for before, after in itertools.pairwise(sizes[1:])) / 1024
+    assert growth_mb < 1.5, f"server memory grew {growth_mb:.1f} MB for a typical line: {sizes}"
 
 
 # -- position encodings, under real clients' capabilities ------------------------------------------------
 
 
-@pytest_lsp.fixture(params=CLIENTS, config=ClientServerConfig(
-        server_command=server_command(), server_env=clean_env(), client_factory=editor_client,
-    ))
+@pytest_lsp.fixture(params=CLIENTS, config=editor_config())
 async def real_client(lsp_client: LanguageClient, tgi: TGI, request: pytest.FixtureRequest):
     name = request.param
     result = await initialize(lsp_client, {"endpoint": tgi.url, "completion": {"debounceMs": 0}}, capabilities=name)
