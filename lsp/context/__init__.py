@@ -12,7 +12,6 @@ from .documents import (
     DocumentStore,
     Range,
     UnknownDocument,
-    uri_to_path,
 )
 from .extract import (
     CodeContext,
@@ -53,6 +52,5 @@ __all__ = [
     "relative_path",
     "selection_context",
     "target_range",
-    "uri_to_path",
     "utf16_len",
 ]

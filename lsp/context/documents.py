@@ -40,7 +40,6 @@ __all__ = [
     "DocumentStore",
     "Range",
     "UnknownDocument",
-    "uri_to_path",
 ]
 
 log = logging.getLogger(__name__)

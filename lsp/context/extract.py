@@ -17,7 +17,9 @@ from typing import Protocol
 
 from tree_sitter import Node, QueryCursor, Tree
 
-from .documents import Document, uri_to_path
+from lsp.uris import uri_to_path
+
+from .documents import Document
 from .index import CLASS_KINDS, FileIndex, Symbol, definition_bounds, signature_end
 from .languages import Language
 from .positions import encode, point_after

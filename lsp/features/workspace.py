@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING
 
 from lsprotocol import types
 
-from lsp.context.documents import uri_to_path
 from lsp.context.languages import LANGUAGES
 from lsp.server import CodellamaServer
+from lsp.uris import uri_to_path
 
 if TYPE_CHECKING:
     from lsp.workspace import WalkLimits, WorkspaceIndex

@@ -13,7 +13,9 @@ from typing import Any
 
 import pytest
 from lsprotocol import types
-from pytest_lsp import LanguageClient, client_capabilities, make_test_lsp_client
+from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities, make_test_lsp_client
+
+from tests.conftest import clean_env, server_command
 
 # client name (as pytest-lsp knows it) -> the position encoding the server agrees on with it
 ENCODING_OF = {"neovim": "utf-8", "visual-studio-code": "utf-16", "emacs": "utf-32"}
@@ -44,6 +46,11 @@ def editor_client() -> LanguageClient:
     client = make_test_lsp_client()
     answer_registrations(client)
     return client
+
+
+def editor_config() -> ClientServerConfig:
+    """The real server process, driven by :func:`editor_client`."""
+    return ClientServerConfig(server_command=server_command(), server_env=clean_env(), client_factory=editor_client)
 
 
 def column(text: str, encoding: str) -> int:

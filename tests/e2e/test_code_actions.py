@@ -14,10 +14,10 @@ import pytest
 import pytest_lsp
 from lsprotocol import types
 from pygls.exceptions import JsonRpcException
-from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
+from pytest_lsp import LanguageClient, client_capabilities
 
-from tests.conftest import TGI, clean_env, server_command
-from tests.e2e.helpers import command_of, edit_doc, editor_client, open_doc, wait_for
+from tests.conftest import TGI
+from tests.e2e.helpers import command_of, edit_doc, editor_config, open_doc, wait_for
 from tests.tgi_server import pieces
 
 SOURCE = """def mean(values):
@@ -116,9 +116,7 @@ CLIENTS = ["neovim", "visual-studio-code", "emacs"]
 
 
 @pytest_lsp.fixture(
-    params=CLIENTS, config=ClientServerConfig(
-            server_command=server_command(), server_env=clean_env(), client_factory=editor_client,
-        )
+    params=CLIENTS, config=editor_config()
 )
 async def client(lsp_client: LanguageClient, tgi: TGI, editor: Editor, request: pytest.FixtureRequest):
     await initialize_editor(lsp_client, editor, {"endpoint": tgi.url}, recorded=request.param)
@@ -468,9 +466,7 @@ async def test_cancel_request_closes_the_model_stream(client: LanguageClient, tg
 
 # ---------------------------------------------------------------------------------------------- no resolve
 @pytest_lsp.fixture(
-    params=CLIENTS, config=ClientServerConfig(
-            server_command=server_command(), server_env=clean_env(), client_factory=editor_client,
-        )
+    params=CLIENTS, config=editor_config()
 )
 async def plain_client(lsp_client: LanguageClient, tgi: TGI, editor: Editor, request: pytest.FixtureRequest):
     await initialize_editor(lsp_client, editor, {"endpoint": tgi.url}, resolve=False, recorded=request.param)

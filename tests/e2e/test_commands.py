@@ -11,14 +11,14 @@ import pytest
 import pytest_lsp
 from lsprotocol import types
 from pygls.exceptions import JsonRpcException
-from pytest_lsp import ClientServerConfig, LanguageClient
+from pytest_lsp import LanguageClient
 
-from tests.conftest import TGI, clean_env, server_command
-from tests.e2e.helpers import edit_doc, editor_client, open_doc, wait_for
+from tests.conftest import TGI
+from tests.e2e.helpers import edit_doc, editor_config, open_doc, wait_for
 from tests.e2e.test_code_actions import CLIENTS, IN_MEAN, MEAN, SLOW, SOURCE, Editor, initialize_editor, single_edit
 
 RUN = "codellama.run"
-CONFIG = ClientServerConfig(server_command=server_command(), server_env=clean_env(), client_factory=editor_client)
+CONFIG = editor_config()
 
 
 @pytest.fixture

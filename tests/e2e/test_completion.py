@@ -7,11 +7,11 @@ import asyncio
 import pytest
 import pytest_lsp
 from lsprotocol import types
-from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
+from pytest_lsp import LanguageClient, client_capabilities
 
-from tests.conftest import TGI, clean_env, server_command, start_tgi
+from tests.conftest import TGI, start_tgi
 from tests.e2e import kit
-from tests.e2e.helpers import CLIENTS, edit_doc, editor_client, initialize, open_doc, wait_for
+from tests.e2e.helpers import CLIENTS, edit_doc, editor_config, initialize, open_doc, wait_for
 
 URI = "file:///tmp/project/shapes.py"
 SOURCE = """import math
@@ -31,9 +31,7 @@ SOURCE = SOURCE.replace("{SPACE}", "")
 CURSOR = types.Position(line=8, character=15)  # after "return " in Circle.area
 
 
-@pytest_lsp.fixture(params=CLIENTS, config=ClientServerConfig(
-        server_command=server_command(), server_env=clean_env(), client_factory=editor_client,
-    ))
+@pytest_lsp.fixture(params=CLIENTS, config=editor_config())
 async def client(lsp_client: LanguageClient, tgi: TGI, request: pytest.FixtureRequest):
     """The server under each real client's recorded capabilities (and so each position encoding)."""
     await initialize(lsp_client, {"endpoint": tgi.url}, capabilities=request.param)

