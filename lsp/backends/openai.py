@@ -32,7 +32,7 @@ from lsp.backends.http import (
     with_retries,
 )
 from lsp.backends.http_errors import event_error, transport_error
-from lsp.backends.sse import read_events
+from lsp.backends.sse import read_events, read_to_end
 from lsp.backends.stops import StopCutter
 from lsp.config import Settings
 from lsp.errors import (
@@ -198,10 +198,12 @@ class OpenAIBackend:
         received = finished = done = False
         chunks = after = 0
         try:
-            async for data in read_events(response, self.endpoint, silence):
+            events = read_events(response, self.endpoint, silence)
+            async for data in events:
                 received = True
                 if data.strip() == DONE:
                     done = True
+                    await read_to_end(events)  # the connection then serves the next request
                     break
                 payload = self._parse_event(data)
                 if (usage := _prompt_tokens(payload)) is not None:

@@ -10,7 +10,7 @@ import httpx
 
 from lsp.backends.http import uninterrupted
 from lsp.backends.http_errors import display_url
-from lsp.errors import BackendTimeout, BadResponse
+from lsp.errors import BackendError, BackendTimeout, BadResponse
 
 # No sane event is this large (a TGI token event is ~200 bytes): beyond it the server is broken, and
 # buffering more would let it take the editor's memory.
@@ -108,6 +108,29 @@ async def read_events(
                 f"The model server at {display_url(endpoint)} sent an oversized stream event ({error})."
             ) from None
         yield event
+
+
+# After a stream's final event the server ends the response at once: this long, and this many events more,
+# are waited for, so that the connection serves the next request instead of being dropped.
+TAIL_GRACE = 0.05
+MAX_TAIL_EVENTS = 2
+
+
+async def read_to_end(events: AsyncIterator[str], grace: float = TAIL_GRACE) -> None:
+    """After a stream's final event: read `events` (from :func:`read_events`) on to the end of the response,
+    so that httpx returns its connection to the pool (one closed before its end is dropped, and the next
+    request connects anew). What comes is ignored: the answer is complete. A server that goes on for more
+    than `MAX_TAIL_EVENTS` events or `grace` seconds is not waited for: the response is closed."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + grace
+    for _ in range(MAX_TAIL_EVENTS + 1):
+        left = deadline - loop.time()
+        if left <= 0:
+            break
+        try:
+            await asyncio.wait_for(anext(events), left)  # (read_events closes the response when cancelled)
+        except (StopAsyncIteration, TimeoutError, BackendError, httpx.HTTPError):
+            return
 
 
 async def _next(iterator: AsyncIterator[str]) -> str:

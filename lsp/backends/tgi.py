@@ -29,7 +29,7 @@ from lsp.backends.http import (
     with_retries,
 )
 from lsp.backends.http_errors import display_url, event_error, transport_error
-from lsp.backends.sse import read_events
+from lsp.backends.sse import read_events, read_to_end
 from lsp.backends.stops import StopCutter
 from lsp.config import Settings
 from lsp.errors import BackendError, BackendUnavailable, BadResponse
@@ -143,29 +143,24 @@ class TGIBackend:
             raise
         self._responses.add(response)
         silence = self._settings.request_timeout
-        tokens = after_end = 0
-        ended = False  # the final event came: TGI ends the response right after it
+        tokens = 0
         try:
-            async for data in read_events(response, self.endpoint, silence):
-                if ended:  # read on to the end, so that the connection serves the next request
-                    after_end += 1
-                    if after_end > 2:  # (but a server that goes on is not read forever)
-                        break
-                    continue
+            events = read_events(response, self.endpoint, silence)
+            async for data in events:
                 event = self._parse_event(data)
                 tokens += 1
                 if event.final:
                     request.usage.input_tokens = event.input_length
-                    ended = True
+                    # TGI ends the response right after its final event: read that end before the last text
+                    # is handed on (which may decide the answer), so that the connection serves the next request
+                    await read_to_end(events)
                 if event.special and event.text in END_OF_TURN:
-                    if ended:
-                        continue
                     break
                 if not event.special and (out := cutter.feed(event.text)):
                     yield out
-                if cutter.stopped:
+                if cutter.stopped or event.final:
                     break
-                if tokens >= request.max_new_tokens and not ended:
+                if tokens >= request.max_new_tokens:
                     log.info("%s: the server sent more than max_new_tokens=%d; cut off", what, tokens)
                     break
             if tail := cutter.flush():

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from lsp.backends.base import GenerationRequest
+from lsp.backends.openai import OpenAIBackend
 from lsp.backends.tgi import TGIBackend
 from lsp.config import resolve
 from lsp.errors import BackendTimeout, BadResponse
@@ -67,6 +68,41 @@ async def test_a_stream_read_to_its_end_leaves_its_connection_to_the_next(backen
     assert await text_of(backend.stream(REQUEST)) == "one"
     assert await text_of(backend.stream(REQUEST)) == "two"
     first, second = connections_of(tgi, "POST /generate_stream")
+    assert first == second
+
+
+async def test_a_reader_that_stops_at_the_last_token_leaves_the_connection_to_the_next(
+    backend: TGIBackend, tgi: TGI
+) -> None:
+    """A completion is decided by its last token and closes the stream there: the end of the response, which
+    TGI sends right after its final event, is read before that token is handed on."""
+    tgi.script({"text": "one two"}, {"text": "three"})
+    stream = backend.stream(REQUEST)
+    parts = []
+    async with aclosing(stream):  # type: ignore[type-var]
+        async for part in stream:
+            parts.append(part)
+            if "".join(parts) == "one two":
+                break
+    assert await text_of(backend.stream(REQUEST)) == "three"
+    first, second = connections_of(tgi, "POST /generate_stream")
+    assert first == second
+    assert tgi.streams()["closed_early"] == 0
+
+
+async def test_an_openai_stream_read_to_done_leaves_its_connection_to_the_next(tgi: TGI) -> None:
+    """The same over TGI's Messages API, with the OpenAI-compatible backend: after `[DONE]` the end of the
+    response is read too."""
+    settings, problems = resolve({"backend": "openai", "endpoint": tgi.url}, {})
+    assert not problems
+    openai = OpenAIBackend(settings)
+    try:
+        tgi.script({"text": "one"}, {"text": "two"})
+        assert await text_of(openai.stream(REQUEST)) == "one"
+        assert await text_of(openai.stream(REQUEST)) == "two"
+    finally:
+        await openai.aclose()
+    first, second = connections_of(tgi, "POST /v1/chat/completions")
     assert first == second
 
 
