@@ -6,6 +6,7 @@ import functools
 from collections.abc import Sequence
 
 from lsp.cleanup.overlaps import Anchor
+from lsp.cleanup.python_indentation import baseline_errors, window_around
 from lsp.cleanup.text import STYLE_SAMPLE, WINDOW, indentation_of, lf, normalized_tail, tail_lines, tail_of
 from lsp.context.extract import BLOCK_OPENERS
 
@@ -122,10 +123,13 @@ def style_around(window: str, cut: bool, suffix_head: str) -> Style:
     return Style([*tail_of(window, cut), *suffix_head.split("\n")])  # with the cursor's line: its indentation
 
 
-def prepare_cleanup(prefix: str, suffix: str) -> None:
+def prepare_cleanup(prefix: str, suffix: str, language: str = "") -> None:
     """Work out now what the clean-up of any reply at this cursor needs from the text around it (its last
-    lines, the document's indentation), so that it is not done after the model's last token."""
+    lines, the document's indentation, Python's indentation errors there), so that it is not done after the
+    model's last token. ``language`` is the clean-up's (a display name)."""
     prefix, suffix = lf(prefix[-WINDOW:]), lf(suffix[:WINDOW])
     window, cut = prefix[-WINDOW:], len(prefix) > WINDOW
     normalized_tail(window, cut)
     style_around(window, cut, suffix[:STYLE_SAMPLE])
+    if language == "Python":
+        baseline_errors(*window_around(prefix, suffix))

@@ -8,6 +8,7 @@ dedent to a column no enclosing block has.
 
 from __future__ import annotations
 
+import functools
 import io
 import tokenize
 
@@ -50,21 +51,40 @@ def indentation_errors(code: str) -> int:
     return errors
 
 
-SUFFIX_LINES = 30  # lines after the cursor whose indentation an insertion can break
+SUFFIX_LINES = 30  # lines after the cursor whose indentation an insertion can break, at most
+
+
+def _top_level(line: str) -> bool:
+    return bool(line[:1].strip()) and not line.startswith("#")
+
+
+def window_around(prefix: str, suffix: str) -> tuple[str, str]:
+    """The lines around the cursor an insertion's indentation errors show in: from the top-level statement
+    the cursor is in, to the next top-level line (included: a block opener with no indented line after it
+    shows there; after it Python's indentation starts afresh), at most :data:`SUFFIX_LINES` lines."""
+    lines = tail_lines(prefix)
+    tops = [i for i, line in enumerate(lines[:-1]) if _top_level(line) and not line.startswith("@")]
+    after = suffix.split("\n", SUFFIX_LINES)[:SUFFIX_LINES]
+    end = next((i + 1 for i in range(1, len(after)) if _top_level(after[i])), len(after))
+    return "\n".join(lines[tops[-1] if tops else 0 :]), "\n".join(after[:end])
+
+
+# The errors the document has of its own around a cursor: counted once per cursor (see prepare_cleanup), not
+# after the model's last token.
+@functools.lru_cache(maxsize=16)
+def baseline_errors(before: str, after: str) -> int:
+    return indentation_errors(before + after)
 
 
 class PythonIndentation:
     """The document's syntax questions, where "parses" also means "adds no Python indentation error":
-    counted over the lines around the cursor from the top-level statement it is in, with and without the
-    insertion (the document may have errors of its own)."""
+    counted over the lines around the cursor (:func:`window_around`), with and without the insertion (the
+    document may have errors of its own)."""
 
     def __init__(self, syntax: Syntax, prefix: str, suffix: str) -> None:
         self.syntax = syntax
-        lines = tail_lines(prefix)
-        tops = [i for i, line in enumerate(lines[:-1]) if line[:1].strip() and not line.startswith(("#", "@"))]
-        self.before = "\n".join(lines[tops[-1] if tops else 0 :])
-        self.after = "\n".join(suffix.split("\n")[:SUFFIX_LINES])
-        self.errors = indentation_errors(self.before + self.after)
+        self.before, self.after = window_around(prefix, suffix)
+        self.errors = baseline_errors(self.before, self.after)
 
     def parses(self, inserted: str) -> bool:
         if not self.syntax.parses(inserted):

@@ -80,7 +80,7 @@ class CompletionStopper:
         """Do now the work every decision and the clean-up need: the parse of the code around the cursor,
         the lines and the indentation style around it."""
         self._prepared = True
-        prepare_cleanup(self.context.prefix, self.context.suffix)
+        prepare_cleanup(self.context.prefix, self.context.suffix, self.context.language)
         if self.syntax is not None:
             self._local()
 
