@@ -14,7 +14,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import aclosing
 
-from lsp.backends.base import Backend, GenerationRequest
+from lsp.backends.base import Backend, GenerationRequest, ModelInfo
 from lsp.config import Settings
 from lsp.context.documents import Document
 from lsp.context.extract import CodeContext, DefinitionSource
@@ -42,6 +42,7 @@ class Assistant:
         self.store = store
         self.counter = counter
         self.workspace = workspace  # definitions from files that are not open
+        self._info: ModelInfo | None = None  # the limits the last budget was computed from
 
     # -- completion (lsp/completion/pipeline.py) ----------------------------------------------------
 
@@ -55,7 +56,16 @@ class Assistant:
     # -- the shared steps ---------------------------------------------------------------------------
 
     async def budget(self, max_new_tokens: int) -> Budget:
-        info = await self.backend.info()
+        self._info = await self.backend.info()
+        return self._budget(max_new_tokens, self._info)
+
+    def known_budget(self, max_new_tokens: int) -> Budget | None:
+        """The budget from the limits the backend last reported, without asking it (None before it was
+        first asked): what a prompt can be prepared with before the model is asked; the model's call
+        itself reads the limits again (see :meth:`with_length_retry`)."""
+        return None if self._info is None else self._budget(max_new_tokens, self._info)
+
+    def _budget(self, max_new_tokens: int, info: ModelInfo) -> Budget:
         return Budget.compute(
             max_new_tokens,
             self.settings.max_input_tokens or info.max_input_tokens or DEFAULT_MAX_INPUT_TOKENS,

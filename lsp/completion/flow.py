@@ -39,6 +39,10 @@ class _Position:
         return prefix[old.length :]
 
 
+# The preparation of a generation starts this share of the debounce before its end, at most this long before.
+PREPARE_SHARE = 0.25
+MAX_PREPARE_LEAD = 0.025
+
 _SUPERSEDED = object()  # a listener's result when the generation was cancelled
 
 
@@ -119,9 +123,13 @@ class CompletionFlow:
         *,
         language: str = "",
         debounce: float = 0.0,
+        prepare: Callable[[], Awaitable[None]] | None = None,
     ) -> str:
         """The completion for text `prefix`|cursor|`suffix` in document `key` of `language`: from the cache,
-        from a running generation, or from `compute` once no newer request came for `debounce` seconds."""
+        from a running generation, or from `compute` once no newer request came for `debounce` seconds.
+
+        `prepare` (the work `compute` can start from: context, prompt) runs in the last part of the
+        debounce, when no newer request came until then, so that the model is asked as the debounce ends."""
         here = _Position.of(language, prefix, suffix)
         self._seq += 1
         me = self._latest[key] = self._seq
@@ -142,7 +150,7 @@ class CompletionFlow:
             else:
                 self._cancel(running)
         if debounce > 0:
-            await asyncio.sleep(debounce)
+            await self._debounce(key, me, debounce, prepare)
         if self._latest.get(key) != me:
             self.stats.superseded += 1
             return ""
@@ -152,6 +160,23 @@ class CompletionFlow:
         self.stats.generations += 1
         self.stats.by_document[key] = self.stats.by_document.get(key, 0) + 1
         return await self._wait(key, generation)
+
+    async def _debounce(
+        self, key: str, me: int, debounce: float, prepare: Callable[[], Awaitable[None]] | None
+    ) -> None:
+        if prepare is None:
+            await asyncio.sleep(debounce)
+            return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + debounce
+        # Late enough that a keystroke at a typing pace has superseded the request already (most do not
+        # get this far), early enough that the work is done before the deadline.
+        await asyncio.sleep(debounce - min(debounce * PREPARE_SHARE, MAX_PREPARE_LEAD))
+        if self._latest.get(key) != me:
+            return
+        await prepare()
+        if (left := deadline - loop.time()) > 0:
+            await asyncio.sleep(left)
 
     def forget(self, key: str) -> None:
         """The document closed: stop its generation."""

@@ -6,7 +6,7 @@ import asyncio
 
 from lsprotocol import types
 
-from lsp.completion.pipeline import complete
+from lsp.completion.pipeline import PreparedCompletion, complete_prepared, prepare_completion, prepare_context
 from lsp.context.documents import Document
 from lsp.errors import CodellamaError
 from lsp.features.common import document, offset, to_range
@@ -76,23 +76,47 @@ async def _complete(ls: CodellamaServer, doc: Document, at: int, *, invoked: boo
     flow = ls.completion_flow
     flow.bind(assistant)
     snapshot = doc.snapshot()  # the text as asked; its tree is not needed before the debounce has passed
+    prepared: PreparedCompletion | None = None
+
+    def unchanged() -> bool:
+        """Whether the live document still has the text as asked."""
+        return doc.uri in ls.documents and ls.documents.get(doc.uri) is doc and doc.version == snapshot.version
+
+    def preparation(source: Document, frozen: Document) -> PreparedCompletion:
+        others = [d for d in ls.documents if d.uri != doc.uri]
+        context = prepare_context(source, at, others=others, root=ls.root, workspace=assistant.workspace)
+        return prepare_completion(assistant, context, doc=frozen, offset=at)
+
+    async def prepare() -> None:
+        # While the debounce runs, from the live document when it still has the text as asked (its tree and
+        # index are current or being brought up to date between messages); dropped if it changes meanwhile.
+        nonlocal prepared
+        if not unchanged():
+            return
+        await _caught_up(ls, doc, snapshot.version)
+        if unchanged():
+            try:
+                # (a snapshot of the current tree, for the clean-up: the document may change meanwhile)
+                prepared = preparation(doc, doc.snapshot())
+            except CodellamaError:
+                prepared = None  # built again, and reported, when the model is asked
 
     async def generate() -> str:
         # The context is built only for a generation (cache hits and superseded keystrokes cost none). The
-        # live document is used when it has not changed (its tree and index are current or being brought up
-        # to date between messages), else the snapshot.
-        live = ls.documents.get(doc.uri) if doc.uri in ls.documents else None
-        source, frozen = snapshot, snapshot
-        if live is doc and doc.version == snapshot.version:
-            await _caught_up(ls, doc, snapshot.version)
-            if doc.version == snapshot.version:
-                # the same text, now with its tree: a snapshot of it has that tree too (the first one would
-                # finish the re-parse on its own, in one piece, when the clean-up reads its tree)
-                source, frozen = doc, doc.snapshot()
-        others = [d for d in ls.documents if d.uri != doc.uri]
+        # live document is used when it has not changed, else the snapshot.
+        work = prepared if prepared is not None and unchanged() else None
         ls.status("busy")
         try:
-            text = await complete(assistant, source, at, others=others, root=ls.root, snapshot=frozen)
+            if work is None:
+                source, frozen = snapshot, snapshot
+                if unchanged():
+                    await _caught_up(ls, doc, snapshot.version)
+                    if unchanged():
+                        # the same text, now with its tree: a snapshot of it has that tree too (the first one
+                        # would finish the re-parse on its own, in one piece, when the clean-up reads its tree)
+                        source, frozen = doc, doc.snapshot()
+                work = preparation(source, frozen)
+            text = await complete_prepared(assistant, work)
         except CodellamaError as error:
             ls.report(error, "completion")  # once for all the requests waiting on this generation
             return ""
@@ -104,7 +128,8 @@ async def _complete(ls: CodellamaServer, doc: Document, at: int, *, invoked: boo
 
     wait = 0.0 if invoked else settings.debounce_ms / 1000  # no debounce when the user asked explicitly
     text = await flow.complete(
-        doc.uri, snapshot.text[:at], snapshot.text[at:], generate, language=doc.language_id, debounce=wait
+        doc.uri, snapshot.text[:at], snapshot.text[at:], generate, language=doc.language_id, debounce=wait,
+        prepare=prepare,
     )
     return snapshot, text
 

@@ -250,6 +250,22 @@ async def test_a_burst_of_keystrokes_is_debounced_into_one_generation(client: La
     assert asyncio.get_running_loop().time() - started >= 1.5 + 0.15  # the last one waited for the debounce
 
 
+async def test_an_edit_during_the_debounce_leaves_the_model_the_text_as_asked(client: LanguageClient, tgi: TGI) -> None:
+    """Context and prompt are prepared while the request waits for its debounce; an edit that comes after
+    that (without a request of its own) drops them: the model sees the text as asked, and the suggestion is
+    cleaned up for it."""
+    configure(client, tgi, debounceMs=400)
+    tgi.script({"text": f"```python\n{AREA}\n```"})
+    open_doc(client, URI, SOURCE)
+    answer = asyncio.ensure_future(inline_texts(client, URI, CURSOR))
+    await asyncio.sleep(0.35)  # after the preparation, within the debounce
+    edit_doc(client, URI, 2, (1, 0), (1, 0), "EDITED = 1\n")
+    assert await answer == [AREA]
+    [body] = tgi.requests()
+    assert "EDITED" not in body["inputs"]
+    assert "    def area(self) -> float:\n        return <CURSOR>" in body["inputs"]
+
+
 async def test_typing_through_a_suggestion_is_served_from_the_cache(client: LanguageClient, tgi: TGI) -> None:
     # A long file: the cache window (the last 3000 characters before the cursor) shifts as the user types.
     helpers = "".join(f"def helper_{i}(x: float) -> float:\n    return x + {i}\n\n\n" for i in range(120))

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from lsp.completion.flow import CompletionFlow
+from lsp.completion.flow import PREPARE_SHARE, CompletionFlow
 
 
 class Model:
@@ -109,3 +109,42 @@ async def test_a_same_length_edit_far_above_the_cursor_is_a_new_position() -> No
     edited = "# " + "z" + "x" * 4999 + "\n"
     assert await flow.complete("a.py", edited + "y = ", "\n", Model(reply="2"), language="python") == "2"
     assert await flow.complete("a.py", head + "y = ", "\n" + "#", Model(reply="3"), language="python") == "3"
+
+
+async def test_the_work_before_the_model_is_prepared_once_at_the_end_of_the_debounce() -> None:
+    """Context and prompt are built while the last request of a burst waits (not for the keystrokes it
+    superseded), and the model is asked no sooner than the debounce says."""
+    flow, model = CompletionFlow(), Model()
+    loop = asyncio.get_running_loop()
+    prepared: list[float] = []
+    asked: list[float] = []
+
+    async def prepare() -> None:
+        prepared.append(loop.time())
+
+    async def compute() -> str:
+        asked.append(loop.time())
+        return await model()
+
+    tasks = []
+    for text in ["a", "a ", "a ="]:
+        sent = loop.time()
+        tasks.append(asyncio.ensure_future(flow.complete("doc", text, "", compute, debounce=0.2, prepare=prepare)))
+        await asyncio.sleep(0.02)
+    assert await asyncio.gather(*tasks) == ["", "", "b + c"]
+    assert model.started == 1 and len(prepared) == 1
+    assert sent + 0.2 - 0.2 * PREPARE_SHARE <= prepared[0] < asked[0]
+    assert asked[0] >= sent + 0.2
+
+
+async def test_nothing_is_prepared_for_a_request_answered_from_the_cache() -> None:
+    flow, model = CompletionFlow(), Model(reply="total + 1")
+    calls = 0
+
+    async def prepare() -> None:
+        nonlocal calls
+        calls += 1
+
+    assert await flow.complete("doc", "x = ", "\n", model, debounce=0.01, prepare=prepare) == "total + 1"
+    assert await flow.complete("doc", "x = tot", "\n", model, debounce=0.01, prepare=prepare) == "al + 1"
+    assert calls == 1 and model.started == 1
