@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 from lsprotocol import types
 
@@ -78,6 +79,7 @@ async def _complete(ls: CodellamaServer, doc: Document, at: int, *, invoked: boo
     flow.bind(assistant)
     snapshot = doc.snapshot()  # the text as asked; its tree is not needed before the debounce has passed
     prepared: PreparedCompletion | None = None
+    request = asyncio.current_task()  # this request's handler: pygls writes its answer when it ends
 
     def unchanged() -> bool:
         """Whether the live document still has the text as asked."""
@@ -124,7 +126,7 @@ async def _complete(ls: CodellamaServer, doc: Document, at: int, *, invoked: boo
         except asyncio.CancelledError:
             ls.status("idle")
             raise
-        ls.succeeded()
+        _after_answer(request, ls.succeeded)
         return text
 
     wait = 0.0 if invoked else settings.debounce_ms / 1000  # no debounce when the user asked explicitly
@@ -138,6 +140,16 @@ async def _complete(ls: CodellamaServer, doc: Document, at: int, *, invoked: boo
         prepare=prepare,
     )
     return snapshot, text
+
+
+def _after_answer(request: asyncio.Task[object] | None, callback: Callable[[], None]) -> None:
+    """Run ``callback`` (the idle status) once ``request``'s handler has ended, so after its answer was
+    written (the task's earlier callbacks run first, pygls's writing of the answer among them): a
+    notification before the answer would delay it. At once if the request is over (cancelled)."""
+    if request is None or request.done():
+        callback()
+    else:
+        request.add_done_callback(lambda _: callback())
 
 
 async def _caught_up(ls: CodellamaServer, doc: Document, version: int) -> None:
