@@ -37,12 +37,22 @@ import io
 import logging
 import threading
 import time
-from collections.abc import AsyncGenerator, Callable, Iterator
+from collections.abc import AsyncGenerator, Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from lsp.backends.base import GenerationRequest, ModelInfo
+from lsp.backends.local_generation import (
+    RequestStats,
+    Run,
+    close_quietly,
+    closed_error,
+    generation_error,
+    healed,
+    shared_prefix,
+    utf8_text,
+    whole_lines,
+)
 from lsp.backends.local_setup import (
     INSTALL_HINT,
     available_cores,
@@ -57,7 +67,7 @@ from lsp.backends.local_setup import (
 from lsp.backends.local_speeds import CompletionBudget, Speeds
 from lsp.backends.stops import StopCutter
 from lsp.config import Settings
-from lsp.errors import BackendRejected, BackendUnavailable, ConfigError, GenerationFailed, NoBackendError
+from lsp.errors import BackendUnavailable, ConfigError, NoBackendError
 from lsp.prompt.chat_format import FormatName, render_messages
 
 log = logging.getLogger(__name__)
@@ -69,43 +79,6 @@ DEFAULT_N_CTX = 4096
 OUTPUT_RESERVE = 400
 # Text a request may yield per token asked for: a guard against an engine that ignores max_tokens.
 MAX_CHARS_PER_TOKEN = 64
-
-
-def utf8_text(text: str) -> str:
-    """``text`` as UTF-8 can carry it: a lone surrogate (a JSON string may spell one) becomes U+FFFD."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
-    return text
-
-
-@dataclass(frozen=True)
-class RequestStats:
-    """What the last request cost: its prompt's tokens, how many of them llama.cpp evaluated (the others it
-    kept from the request before), and the tokens generated."""
-
-    prompt_tokens: int
-    evaluated: int
-    generated: int
-
-
-@dataclass
-class _Run:
-    """One request on the worker thread: its chunks, its cancel flag, and what it evaluated when."""
-
-    chunks: Iterator[Any]
-    cancel: threading.Event
-    started: float
-    prompt_tokens: int
-    evaluated: int  # prompt tokens llama.cpp evaluates (the rest it reuses from the previous request)
-    armed: bool = True  # the abort callback is set (for the prompt's evaluation)
-    first_at: float = 0.0
-    tokens: int = 0
-    finish: str | None = None  # why llama.cpp ended the generation ("stop", "length")
-    heal: str = ""  # the prompt's last token, left out for the model to write (see _start)
-    healing: str = ""  # what the model wrote of it so far
-    lines: bool = False  # a whole line of a continuation was yielded
 
 
 class LocalBackend:
@@ -188,11 +161,11 @@ class LocalBackend:
                     if text is None:
                         break
                     if run.heal:
-                        text = _healed(run, text)
+                        text = healed(run, text)
                     out = cutter.feed(text[:budget])
                     budget -= len(text)
                     if lines:
-                        out, held = _whole_lines(held + out)
+                        out, held = whole_lines(held + out)
                         run.lines = run.lines or bool(out)
                     if out:
                         yield out
@@ -237,12 +210,12 @@ class LocalBackend:
         try:
             future = loop.run_in_executor(self._executor, fn, *args)
         except RuntimeError as error:  # the executor is shut down: aclose() ran
-            raise _closed_error() from error
+            raise closed_error() from error
         return await future
 
     async def _model(self) -> Any:
         if self._shut:
-            raise _closed_error()
+            raise closed_error()
         if self._llm is None:
             async with self._load_lock:
                 if self._llm is None:
@@ -255,7 +228,7 @@ class LocalBackend:
     def _load(self) -> None:
         """Load the model on the worker thread (and set it there, so a later `_free` always sees it)."""
         if self._closed:
-            raise _closed_error()
+            raise closed_error()
         try:
             import llama_cpp
         except ImportError as error:  # installed without its native library, or half installed
@@ -311,9 +284,9 @@ class LocalBackend:
         callback = self._aborter if armed else llama_cpp.ggml_abort_callback()
         llama_cpp.llama_set_abort_callback(self._llm.ctx, callback, None)
 
-    def _start(self, request: GenerationRequest) -> _Run:
+    def _start(self, request: GenerationRequest) -> Run:
         if self._closed or self._llm is None:
-            raise _closed_error()
+            raise closed_error()
         llm = self._llm
         cancel = threading.Event()
         self._current = cancel
@@ -345,20 +318,20 @@ class LocalBackend:
                 else:
                     heal = ""
                 length = len(tokens)
-                evaluated = length - _shared_prefix(llm.input_ids[: llm.n_tokens], tokens)
+                evaluated = length - shared_prefix(llm.input_ids[: llm.n_tokens], tokens)
                 chunks = iter(llm.create_completion(tokens, **sampling))
             else:
                 messages = [{**m, "content": utf8_text(m["content"])} for m in render_messages(request.messages)]
                 chunks = iter(llm.create_chat_completion(messages=messages, **sampling))
         except Exception as error:
-            raise _generation_error(error) from error
+            raise generation_error(error) from error
         self._arm(True)
-        return _Run(chunks, cancel, time.perf_counter(), length, evaluated, heal=heal)
+        return Run(chunks, cancel, time.perf_counter(), length, evaluated, heal=heal)
 
-    def _step(self, run: _Run) -> str | None:
+    def _step(self, run: Run) -> str | None:
         """The next piece of text (possibly empty), or None at the end. Runs one generation step."""
         if self._closed or self._shut:
-            raise _closed_error()
+            raise closed_error()
         if run.cancel.is_set():
             return None
         try:
@@ -366,11 +339,11 @@ class LocalBackend:
         except Exception as error:
             self._disarm(run)
             if self._shut:
-                raise _closed_error() from error
+                raise closed_error() from error
             if run.cancel.is_set():
                 log.debug("prompt evaluation aborted for a cancelled request (%s)", error)
                 return None
-            raise _generation_error(error) from error
+            raise generation_error(error) from error
         if run.armed:  # the prompt is evaluated: single-token steps run without the callback
             self._disarm(run)
             run.first_at = time.perf_counter()
@@ -383,14 +356,14 @@ class LocalBackend:
         content = (choice.get("delta") or {}).get("content") if "delta" in choice else choice.get("text")
         return content if isinstance(content, str) else ""
 
-    def _disarm(self, run: _Run) -> None:
+    def _disarm(self, run: Run) -> None:
         if run.armed:
             run.armed = False
             self._arm(False)
 
-    def _finish(self, run: _Run) -> None:
+    def _finish(self, run: Run) -> None:
         self._disarm(run)
-        _close_quietly(run.chunks)
+        close_quietly(run.chunks)
         self.last_request = RequestStats(run.prompt_tokens, run.evaluated, run.tokens)
         if run.first_at:
             answered = time.perf_counter() - run.first_at
@@ -398,7 +371,7 @@ class LocalBackend:
 
     def _count(self, text: str) -> int:
         if self._closed or self._llm is None:
-            raise _closed_error()
+            raise closed_error()
         return len(self._llm.tokenize(utf8_text(text).encode("utf-8"), add_bos=True, special=True))
 
     def _free(self) -> None:
@@ -407,51 +380,3 @@ class LocalBackend:
         llm, self._llm = self._llm, None
         if llm is not None:
             llm.close()
-
-
-def _healed(run: _Run, text: str) -> str:
-    """``text`` without what rewrites the prompt's dropped last token (held until that is decided)."""
-    run.healing += text
-    if len(run.healing) < len(run.heal) and run.heal.startswith(run.healing):
-        return ""  # still writing the token
-    common = 0
-    while common < min(len(run.healing), len(run.heal)) and run.healing[common] == run.heal[common]:
-        common += 1
-    text, run.heal, run.healing = run.healing[common:], "", ""
-    return text
-
-
-def _whole_lines(text: str) -> tuple[str, str]:
-    """``text`` up to its last line break, and the rest."""
-    cut = text.rfind("\n") + 1
-    return text[:cut], text[cut:]
-
-
-def _shared_prefix(old: Any, new: list[int]) -> int:
-    """How many tokens at the start of ``new`` llama.cpp already evaluated (``old``)."""
-    n = 0
-    for a, b in zip(old, new, strict=False):
-        if a != b:
-            break
-        n += 1
-    return n
-
-
-def _close_quietly(chunks: Iterator[Any]) -> None:
-    close = getattr(chunks, "close", None)
-    if close is not None:
-        with contextlib.suppress(Exception):
-            close()
-
-
-def _closed_error() -> BackendUnavailable:
-    return BackendUnavailable("The embedded model was closed (the settings changed or the server is stopping).")
-
-
-def _generation_error(error: Exception) -> Exception:
-    message = str(error)
-    if "exceed context window" in message:
-        return BackendRejected(f"The prompt is too long for the embedded model: {message}", too_long=True)
-    if isinstance(error, (BackendRejected, BackendUnavailable)):
-        return error
-    return GenerationFailed(f"The embedded model failed: {message or type(error).__name__}")
