@@ -129,7 +129,7 @@ async def read_to_end(events: AsyncIterator[str], grace: float = TAIL_GRACE) -> 
             break
         try:
             await asyncio.wait_for(anext(events), left)  # (read_events closes the response when cancelled)
-        except (StopAsyncIteration, TimeoutError, BackendError, httpx.HTTPError):
+        except (StopAsyncIteration, TimeoutError, BackendError, httpx.HTTPError, httpx.StreamError):
             return
 
 

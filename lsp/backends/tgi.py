@@ -10,6 +10,7 @@ types took ~0.5 s to import on the first completion. The tests validate our bodi
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -54,6 +55,7 @@ class TGIBackend:
         self._client = make_client(settings, self.endpoint, transport)
         self._info: ModelInfo | None = None
         self._responses: set[httpx.Response] = set()  # streams in flight, closed by aclose()
+        self._ending: set[asyncio.Task[None]] = set()  # ends of responses read after their final event
         self._closing = False
         log.debug(
             "TGI backend for %s: token %s, TLS verification %s, proxy %s",
@@ -144,16 +146,15 @@ class TGIBackend:
         self._responses.add(response)
         silence = self._settings.request_timeout
         tokens = 0
+        ended = drained = False  # the final event came; the end of the response after it was read
+        events = read_events(response, self.endpoint, silence)
         try:
-            events = read_events(response, self.endpoint, silence)
             async for data in events:
                 event = self._parse_event(data)
                 tokens += 1
                 if event.final:
                     request.usage.input_tokens = event.input_length
-                    # TGI ends the response right after its final event: read that end before the last text
-                    # is handed on (which may decide the answer), so that the connection serves the next request
-                    await read_to_end(events)
+                    ended = True
                 if event.special and event.text in END_OF_TURN:
                     break
                 if not event.special and (out := cutter.feed(event.text)):
@@ -163,6 +164,9 @@ class TGIBackend:
                 if tokens >= request.max_new_tokens:
                     log.info("%s: the server sent more than max_new_tokens=%d; cut off", what, tokens)
                     break
+            if ended:  # the reader went on after the last text: the end is read now
+                drained = True
+                await read_to_end(events)
             if tail := cutter.flush():
                 yield tail
         except BackendError:
@@ -175,7 +179,21 @@ class TGIBackend:
             raise transport_error(error, self.endpoint) from error
         finally:
             # A response read to its end leaves its connection to the next request; one closed before
-            # drops it, and TGI sees the client go away and stops generating for us.
+            # drops it, and TGI sees the client go away and stops generating for us. TGI ends a response
+            # right after its final event: for a reader that stopped at the last text (a completion decided
+            # by it), that end is read meanwhile, not while the answer waits.
+            if ended and not drained and not self._closing:
+                ending = asyncio.ensure_future(self._end(response, events))
+                self._ending.add(ending)
+                ending.add_done_callback(self._ending.discard)
+            else:
+                self._responses.discard(response)
+                await close_response(response)
+
+    async def _end(self, response: httpx.Response, events: AsyncIterator[str]) -> None:
+        try:
+            await read_to_end(events)
+        finally:
             self._responses.discard(response)
             await close_response(response)
 
@@ -186,6 +204,8 @@ class TGIBackend:
         for response in list(self._responses):
             await close_response(response)
         self._responses.clear()
+        if self._ending:
+            await asyncio.wait(self._ending)
         await self._client.aclose()
 
     async def _open_stream(self, body: dict[str, Any], what: str) -> httpx.Response:
