@@ -23,8 +23,9 @@ from lsp.backends.select import chosen_backend, create_backend
 from lsp.compat import Protocol, ResyncingReader
 from lsp.completion.flow import CompletionFlow
 from lsp.config import Settings, resolve
-from lsp.context.documents import Document, DocumentStore
-from lsp.context.extract import DefinitionSource, Snippet
+from lsp.context.code_context import DefinitionSource, Snippet
+from lsp.context.documents import Document
+from lsp.context.store import DocumentStore
 from lsp.errors import CodellamaError
 from lsp.log import register_secret, set_client_sink, setup_logging
 from lsp.notices import Notices

@@ -6,8 +6,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from lsp.cleanup import clean_completion, completion_decided, prepare_cleanup
+from lsp.context.code_context import CodeContext
 from lsp.context.documents import Document
-from lsp.context.extract import CodeContext, block_end, parses_cleanly
+from lsp.context.syntax import block_end, parses_cleanly
 
 __all__ = ["CompletionStopper"]
 
