@@ -66,10 +66,12 @@ class Document:
         max_size: int = DEFAULT_MAX_SIZE,
         language: Language | bool | None = True,
         encoding: Encoding = "utf-16",
+        budget: float | None = None,
     ) -> None:
         """``language=True`` looks the language up from ``language_id`` and the URI's extension; pass a
         :class:`Language` or ``None`` (plain text) to choose. ``encoding`` is the unit of the characters
-        of the positions the client sends and receives for it (the negotiated position encoding)."""
+        of the positions the client sends and receives for it (the negotiated position encoding). With a
+        ``budget`` (seconds), a parse that takes longer is left pending, like a re-parse (:meth:`parse_step`)."""
         self.uri = uri
         self.encoding: Encoding = encoding
         self.language_id = language_id
@@ -90,7 +92,7 @@ class Document:
         self._index: FileIndex | None = None
         self._index_version = -1  # version the index describes when the tree is gone
         self.on_parse: Callable[[Document], None] | None = None  # set by a store (memory accounting)
-        self._parse(None)
+        self._parse(budget)
 
     # ------------------------------------------------------------------ properties
     @property
@@ -135,13 +137,23 @@ class Document:
         if self._pending:
             self.parse_step(None)
         elif self._tree is None and self._evicted:
-            self._parse(None)
+            self._parse()
         return self._tree
 
     @property
     def parsed(self) -> bool:
         """Whether :attr:`tree` is available without parsing (true for plain text)."""
         return not self._pending and not (self._tree is None and self._evicted)
+
+    @property
+    def caught_up(self) -> bool:
+        """Whether the tree and the definitions index are up to date (reading them does no work)."""
+        return self.parsed and not self.index_due
+
+    @property
+    def parse_pending(self) -> bool:
+        """Whether a parse or re-parse of the current text is under way (left for :meth:`parse_step`)."""
+        return self._pending
 
     @property
     def has_tree(self) -> bool:
@@ -184,41 +196,50 @@ class Document:
         self._index_version = self.version
         return self._index
 
+    def index_step(self, budget: float) -> bool:
+        """Build or bring up to date the definitions index for at most about ``budget`` seconds; returns
+        whether it is up to date. Until then :attr:`index` would finish the work in one piece."""
+        tree = self._tree
+        if tree is None or self._pending or self._language is None:
+            return self.index_ready
+        if self._index is None:
+            self._index = FileIndex(self._language, None, self.data)
+        done = self._index.refresh(tree, self.data, budget)
+        if done:
+            self._index_version = self.version
+        return done
+
     @property
     def size(self) -> int:
         """Bytes of UTF-8 text."""
         return len(self.data)
 
     # ------------------------------------------------------------------ parsing
-    def _parse(self, old: Tree | None) -> None:
-        """Parse the whole text (``old`` None) or re-parse it from ``old``, edited to match, at once."""
+    def _parse(self, budget: float | None = None) -> None:
+        """Parse the whole text; with a ``budget``, in slices (see :meth:`parse_step`)."""
         self._evicted = False
         self._abandon()
         if not self.parseable:
+            self._pending = False
             self._tree = None
             self._index = None
             return
-        assert self._language is not None
-        parser = parser_for(self._language)
-        if old is None:
-            self._tree = parser.parse(self.data)
-            if self._index_version != self.version:
-                self._index = None
-            self._parsed()
-        else:
-            self._reparsed(old, parser.parse(self.data, old))
+        self._tree = None
+        self._pending = True
+        self.parse_step(budget)
 
     def parse_step(self, budget: float | None = None) -> bool:
-        """Go on with a pending re-parse for at most ``budget`` seconds (None: until it is done).
+        """Go on with a pending parse or re-parse for at most ``budget`` seconds (None: until it is done).
 
         Returns whether the tree now matches the text. A suspended parse resumes where it stopped.
         """
         if not self._pending:
             return True
         old = self._tree
-        assert old is not None and self._language is not None
+        assert self._language is not None
         if budget is None:
-            tree = (self._parser or parser_for(self._language)).parse(self.data, old)
+            parser = self._parser or parser_for(self._language)
+            tree = parser.parse(self.data) if old is None else parser.parse(self.data, old)
         else:
             if self._parser is None:
                 self._parser = self._language.new_parser()
@@ -237,9 +258,12 @@ class Document:
             self._parser.reset()
             self._parser = None
 
-    def _reparsed(self, old: Tree, tree: Tree) -> None:
+    def _reparsed(self, old: Tree | None, tree: Tree) -> None:
         self._tree = tree
-        if self._index is not None:
+        if old is None:  # a first parse (or again, after the store dropped the tree)
+            if self._index_version != self.version:
+                self._index = None
+        elif self._index is not None:
             # The index is brought up to date when next read, once for many keystrokes: not on the path of
             # each of them (a completion reads it while it is debounced, typing through a suggestion never).
             self._index.invalidate((r.start_byte, r.end_byte) for r in old.changed_ranges(tree))
@@ -329,8 +353,7 @@ class Document:
             self._index = None  # parsed again when needed
             return
         if tree is None or not self.parseable:
-            self._pending = False
-            self._parse(None)
+            self._parse(budget)
             return
         self._pending = True
         self.parse_step(budget)

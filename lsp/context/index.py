@@ -8,9 +8,11 @@ Positions are UTF-8 byte offsets, like tree-sitter's.
 
 from __future__ import annotations
 
+import time
 from bisect import bisect_left, bisect_right, insort
 from collections.abc import Iterable, Iterator
 from contextlib import suppress
+from dataclasses import dataclass, field
 
 from tree_sitter import Tree
 
@@ -18,6 +20,21 @@ from .languages import Language, LanguageSpec
 from .symbols import CLASS_KINDS, NAMESPACE_KINDS, Symbol, collect_symbols, definition_bounds
 
 __all__ = ["FileIndex"]
+
+REFRESH_PIECE = 4 * 1024  # bytes
+
+
+@dataclass
+class _Refresh:
+    """A refresh under way: the regions it queries, the symbols it keeps and drops, the pieces of the
+    regions left to query and what the query found so far."""
+
+    regions: list[tuple[int, int]]
+    kept: list[Symbol]
+    removed: list[Symbol]
+    pieces: list[tuple[int, int, int, int]]  # (lo, hi) of a piece, (lo, hi) of its region; last first
+    found: list[Symbol] = field(default_factory=list)
+    known: set[tuple[int, int, str, str]] = field(default_factory=set)
 
 
 def _intersects(symbol: Symbol, lo: int, hi: int) -> bool:
@@ -54,7 +71,7 @@ class FileIndex:
     Derived tables (nesting, names, outline, imports) are recomputed after each change in one pass.
     """
 
-    def __init__(self, language: Language, tree: Tree, data: bytes) -> None:
+    def __init__(self, language: Language, tree: Tree | None, data: bytes) -> None:
         self.language = language
         self.symbols: list[Symbol] = []
         self._dirty: list[tuple[int, int]] = []
@@ -62,7 +79,11 @@ class FileIndex:
         self._outline: list[Symbol] = []
         self._imports: list[Symbol] = []
         self._removed: list[Symbol] = []  # dropped by edits, to take out of the tables at the next refresh
-        self._set(collect_symbols(language, tree, data, None))
+        self._job: _Refresh | None = None
+        if tree is None:  # built by refresh, in slices if it is given a budget
+            self._dirty.append((0, len(data)))
+        else:
+            self._set(collect_symbols(language, tree, data, None))
 
     # ------------------------------------------------------------------ maintenance
     def _set(self, symbols: list[Symbol]) -> None:
@@ -76,6 +97,7 @@ class FileIndex:
 
     def apply_edit(self, start: int, old_end: int, new_end: int) -> None:
         """Record an edit (bytes ``[start, old_end)`` replaced, the new text ends at ``new_end``)."""
+        self._job = None
         delta = new_end - old_end
         dirty: list[tuple[int, int]] = []
         for lo, hi in self._dirty:
@@ -102,19 +124,46 @@ class FileIndex:
 
     def invalidate(self, ranges: Iterable[tuple[int, int]]) -> None:
         """Mark byte ranges (in current coordinates) whose syntax changed."""
+        self._job = None
         self._dirty.extend(ranges)
         if len(self._dirty) > 8:
             self._dirty = [(lo, hi) for lo, hi in _merge(self._dirty)]
 
-    def refresh(self, tree: Tree, data: bytes) -> None:
-        """Query the dirty regions again on the current tree."""
+    def refresh(self, tree: Tree, data: bytes, budget: float | None = None) -> bool:
+        """Query the dirty regions again on the current tree; with a ``budget`` (seconds), stop after about
+        that long and go on from there at the next call. Returns whether the index is up to date.
+
+        Until a refresh is complete the tables stay as they were (symbols away from the edits, moved with
+        them), so that what reads the index in between sees every definition it saw before; an edit or
+        an invalidation abandons a refresh under way (its regions stay dirty)."""
         if not self._dirty:
-            return
+            return True
+        job = self._job
+        if job is None:
+            job = self._job = self._plan()
+        deadline = None if budget is None else time.perf_counter() + budget
+        size = len(data)
+        pieces = job.pieces
+        while pieces:
+            if deadline is not None and time.perf_counter() > deadline:
+                return False
+            lo, hi, region_lo, region_hi = pieces.pop()
+            # matches overlapping the range come whole, and a pattern rooted at the file's root node (module
+            # constants) overlaps any range: keep only what touches the region, like what was dropped
+            for symbol in collect_symbols(self.language, tree, data, (max(0, lo - 1), min(size, hi + 1))):
+                if _intersects(symbol, region_lo, region_hi) and symbol.key not in job.known:
+                    job.known.add(symbol.key)
+                    job.found.append(symbol)
+            if not pieces and deadline is not None and time.perf_counter() > deadline:
+                return False  # the tables are rebuilt in a slice of their own
+        self._finish(job, tree, data)
+        return True
+
+    def _plan(self) -> _Refresh:
+        """The regions to query again: the dirty ones, grown to cover every symbol touching them."""
         regions = _merge(self._dirty)
-        self._dirty = []
-        symbols = self.symbols
-        removed = self._removed
-        self._removed = []
+        symbols = list(self.symbols)
+        removed = list(self._removed)
         while True:  # drop the symbols touching a region, grow the region to cover them, until stable
             grown = False
             for region in regions:
@@ -131,31 +180,34 @@ class FileIndex:
             if not grown:
                 break
             regions = _merge([(lo, hi) for lo, hi in regions])
-        # nothing left touches a region: what the query finds there is new (but may be found twice)
-        known: set[tuple[int, int, str, str]] = set()
-        size = len(data)
-        found: list[Symbol] = []
-        for lo, hi in regions:
-            # matches overlapping the range come whole, and a pattern rooted at the file's root node (module
-            # constants) overlaps any range: keep only what touches the region, like what was dropped
-            for symbol in collect_symbols(self.language, tree, data, (max(0, lo - 1), min(size, hi + 1))):
-                if _intersects(symbol, lo, hi) and symbol.key not in known:
-                    known.add(symbol.key)
-                    found.append(symbol)
-        found.sort(key=_order)
-        for symbol in found:
-            symbols.insert(bisect_right(symbols, _order(symbol), key=_order), symbol)
+        pieces = [
+            (piece, min(hi, piece + REFRESH_PIECE), lo, hi)
+            for lo, hi in regions
+            for piece in range(lo, max(hi, lo + 1), REFRESH_PIECE)
+        ]
+        pieces.reverse()  # popped from the end: in order
+        return _Refresh([(lo, hi) for lo, hi in regions], symbols, removed, pieces)
+
+    def _finish(self, job: _Refresh, tree: Tree, data: bytes) -> None:
+        """Put what a complete refresh found in place of what it dropped."""
+        self._job = None
+        self._dirty = []
+        self._removed = []
+        # nothing kept touches a region: what the query found there is new
+        found = job.found
+        symbols = self.symbols = job.kept + found
+        symbols.sort(key=_order)  # two sorted runs: merged in linear time
         # the doc comments of the definition right after a region may have changed: check where it starts
         spec = self.language.spec
         reordered = False
-        for _, hi in regions:
+        for _, hi in job.regions:
             index = bisect_right(symbols, hi, key=_outer)
             if index < len(symbols):
                 reordered |= self._reattach(symbols, index, tree, data, spec)
-        if reordered or len(removed) + len(found) > len(symbols) // 4:
+        if reordered or len(job.removed) + len(found) > len(symbols) // 4:
             self._finalize()
         else:
-            self._update(removed, found)
+            self._update(job.removed, found)
 
     @staticmethod
     def _reattach(symbols: list[Symbol], index: int, tree: Tree, data: bytes, spec: LanguageSpec) -> bool:

@@ -42,9 +42,10 @@ class DocumentStore:
         for doc in self._docs.values():
             doc.encoding = encoding
 
-    def open(self, uri: str, language_id: str, version: int, text: str) -> Document:
-        """Open (or reopen) a document."""
-        doc = Document(uri, language_id, version, text, max_size=self.max_size, encoding=self._encoding)
+    def open(self, uri: str, language_id: str, version: int, text: str, *, budget: float | None = None) -> Document:
+        """Open (or reopen) a document; with a ``budget``, a long parse is left for :meth:`catch_up`."""
+        doc = Document(uri, language_id, version, text, max_size=self.max_size, encoding=self._encoding,
+                       budget=budget)
         self._docs[uri] = doc
         self._docs.move_to_end(uri)
         doc.on_parse = self._parsed
@@ -69,20 +70,20 @@ class DocumentStore:
     def behind(self) -> bool:
         """Whether an open document has a re-parse pending or a definitions index to build or bring up to
         date."""
-        return any(doc.has_tree and (not doc.parsed or doc.index_due) for doc in self._docs.values())
+        return any(doc.parse_pending or (doc.has_tree and doc.index_due) for doc in self._docs.values())
 
     def catch_up(self, budget: float = PARSE_SLICE) -> bool:
         """Do one piece of the upkeep edits left for later, the most recently used document first: a slice
-        of at most about ``budget`` seconds of a pending re-parse, else building or refreshing one definitions
-        index. Returns whether nothing is left."""
-        docs = [doc for doc in reversed(self._docs.values()) if doc.has_tree]
-        pending = next((doc for doc in docs if not doc.parsed), None)
+        of at most about ``budget`` seconds of a pending re-parse, else of building or refreshing one
+        definitions index. Returns whether nothing is left."""
+        docs = list(reversed(self._docs.values()))
+        pending = next((doc for doc in docs if doc.parse_pending), None)
         if pending is not None:
             pending.parse_step(budget)
         else:
-            due = next((doc for doc in docs if doc.index_due), None)
+            due = next((doc for doc in docs if doc.has_tree and doc.index_due), None)
             if due is not None:
-                due.index  # noqa: B018 - builds it or brings it up to date
+                due.index_step(budget / 2)  # a piece of the index overshoots more than a parse slice
         return not self.behind
 
     def close(self, uri: str) -> None:
