@@ -22,6 +22,8 @@ interface LiveView {
     title: string;
     /** An explanation or answer (markdown once complete), else a code preview. */
     markdown: boolean;
+    /** Settles once its editor is shown (or could not be). */
+    opened: Promise<void>;
 }
 
 export class ExplanationView implements vscode.TextDocumentContentProvider, vscode.Disposable {
@@ -68,22 +70,22 @@ export class ExplanationView implements vscode.TextDocumentContentProvider, vsco
             }
             const markdown = isMarkdownAction(params.action);
             const name = markdown ? params.title : `${params.title} (preview)`;
-            view = { uri: this.newUri(name, ''), title: params.title, markdown };
+            const uri = this.newUri(name, '');
+            this.set(uri, liveMarkdown(params.title, params.text, undefined));
+            view = { uri, title: params.title, markdown, opened: this.open(uri, 'text') };
             this.live.set(params.token, view);
-            this.set(view.uri, liveMarkdown(view.title, params.text, undefined));
-            void this.open(view.uri, 'text');
         } else {
             this.set(view.uri, liveMarkdown(view.title, params.text, params.done ? params.outcome ?? 'done' : undefined));
         }
         if (params.done) {
             this.live.delete(params.token);
             if (view.markdown) {
-                void this.renderMarkdown(view.uri);
+                void this.renderMarkdown(view);
                 if (params.outcome === 'done') {
                     this.awaiting = { view, until: Date.now() + AWAIT_FINAL_MS };
                 }
             } else {
-                void this.close(view.uri);
+                void this.close(view);
             }
         }
     }
@@ -149,8 +151,10 @@ export class ExplanationView implements vscode.TextDocumentContentProvider, vsco
     }
 
     /** A live view whose answer is complete: from plain text to markdown (highlighted, with its outline). */
-    private async renderMarkdown(uri: vscode.Uri): Promise<void> {
-        const doc = vscode.workspace.textDocuments.find((d) => d.uri.toString() === uri.toString());
+    private async renderMarkdown(view: LiveView): Promise<void> {
+        await view.opened;
+        const key = view.uri.toString();
+        const doc = vscode.workspace.textDocuments.find((d) => d.uri.toString() === key);
         if (doc === undefined || doc.languageId === 'markdown') {
             return;
         }
@@ -161,9 +165,11 @@ export class ExplanationView implements vscode.TextDocumentContentProvider, vsco
         }
     }
 
-    /** Closes a code preview's editor once the edit it previewed is offered. */
-    private async close(uri: vscode.Uri): Promise<void> {
-        const key = uri.toString();
+    /** Closes a code preview's editor once the edit it previewed is offered (a quick answer can be complete
+     * before its editor is shown: then once it is shown). */
+    private async close(view: LiveView): Promise<void> {
+        await view.opened;
+        const key = view.uri.toString();
         const tabs = vscode.window.tabGroups.all
             .flatMap((group) => group.tabs)
             .filter((tab) => tab.input instanceof vscode.TabInputText && tab.input.uri.toString() === key);
