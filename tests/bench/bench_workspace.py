@@ -36,7 +36,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -128,11 +128,14 @@ class Holds:
     gap: float = 0.0
     gap_scheduled: float = 0.0  # the gap less the time the OS kept the thread off a CPU
     callbacks: int = 0
+    gaps: list[float] = field(default_factory=list)  # every gap less the waits for a CPU
 
     def __str__(self) -> str:
+        gaps = sorted(self.gaps) or [0.0]
+        p99 = gaps[int(len(gaps) * 0.99)]
         return (f"longest hold {self.cpu * 1000:.2f} ms CPU ({self.wall * 1000:.1f} ms wall); longest ticker gap "
-                f"{self.gap * 1000:.1f} ms, {self.gap_scheduled * 1000:.1f} ms without waits for a CPU; "
-                f"{self.callbacks} callbacks")
+                f"{self.gap * 1000:.1f} ms, without waits for a CPU {self.gap_scheduled * 1000:.1f} ms "
+                f"(p99 {p99 * 1000:.2f} ms, {len(gaps)} ticks); {self.callbacks} callbacks")
 
 
 @contextlib.contextmanager
@@ -178,7 +181,8 @@ async def _tick_until(done: Any, holds: Holds, seconds: float = 1e9) -> int:
         now = loop.time()
         now_waited = _run_queue_wait()
         holds.gap = max(holds.gap, now - last - 0.001)
-        holds.gap_scheduled = max(holds.gap_scheduled, now - last - 0.001 - (now_waited - waited))
+        holds.gaps.append(now - last - 0.001 - (now_waited - waited))
+        holds.gap_scheduled = max(holds.gap_scheduled, holds.gaps[-1])
         last, waited = now, now_waited
         ticks += 1
     return ticks
