@@ -36,7 +36,7 @@ def register(server: CodellamaServer) -> None:
         problems, ls.pending_problems = ls.pending_problems, []
         ls.show_problems(problems)
         ls.status("idle")
-        workspace_feature.start_in_background(ls)  # the index walks in the background; watchers are asked for
+        workspace_feature.sync_in_background(ls)  # the indexes walk in the background; watchers are asked for
 
     @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
     async def did_change_configuration(ls: CodellamaServer, params: types.DidChangeConfigurationParams) -> None:
@@ -49,9 +49,11 @@ def register(server: CodellamaServer) -> None:
                 return
         ls.show_problems(ls.apply_settings(settings))
         log.info("settings changed: %s", ls.settings.to_wire())
+        workspace_feature.sync_in_background(ls)  # workspace.enable, caps and exclusions take effect
 
     @server.feature(types.SHUTDOWN)
     async def shutdown(ls: CodellamaServer, params: Any) -> None:
+        await workspace_feature.close(ls)  # before the tasks are cancelled: a starting index is closed too
         await ls.close_backend()
 
     @server.feature(STATS_METHOD)

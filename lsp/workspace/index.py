@@ -236,6 +236,16 @@ class WorkspaceIndex:
         parts = os.path.relpath(path, self.root).split(os.sep)
         return not any(part in SKIPPED_DIRS for part in parts[:-1])
 
+    def holds_under(self, path: str) -> bool:
+        """Whether ``path`` is an indexed file or a folder with indexed files under it (a deleted folder
+        is reported by its own path)."""
+        path = os.path.abspath(path)
+        inside = path.rstrip(os.sep) + os.sep
+        with self._lock:
+            return path in self._files or any(
+                (folder + os.sep).startswith(inside) for folder, files in self._modules.folders.items() if files
+            )
+
     def _send(self, message: dict[str, Any]) -> None:
         with self._pipe:
             if self._pending is not None:  # the process is starting: sent once it runs
