@@ -231,10 +231,10 @@ class WorkspaceIndex:
     def covers(self, path: str) -> bool:
         """Whether ``path`` is a source file of this workspace that the walk would not skip outright."""
         path = os.path.abspath(path)
-        if not path.startswith(self.root + os.sep) or not is_source(path):
+        inside = self.root + os.sep
+        if not path.startswith(inside) or not is_source(path):
             return False
-        parts = os.path.relpath(path, self.root).split(os.sep)
-        return not any(part in SKIPPED_DIRS for part in parts[:-1])
+        return SKIPPED_DIRS.isdisjoint(path[len(inside) :].split(os.sep)[:-1])  # (relpath: 10 times slower)
 
     def holds_under(self, path: str) -> bool:
         """Whether ``path`` is an indexed file or a folder with indexed files under it (a deleted folder
