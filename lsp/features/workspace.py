@@ -111,8 +111,8 @@ async def sync(ls: CodellamaServer) -> None:
                 return
             state.roots.attach(index)
         if len(state.roots) and not state.watching:
-            state.watching = True
-            state.watching = await register_watchers(ls)
+            state.watching = True  # asked once per session: a client that cannot or will not is not asked again
+            await register_watchers(ls)
 
 
 def _open(roots: WorkspaceRoots, root: str, caps: WalkLimits) -> WorkspaceIndex:
