@@ -19,12 +19,13 @@ from pygls.lsp.server import LanguageServer
 from lsp import __version__
 from lsp.assistant import Assistant
 from lsp.backends.base import Backend
-from lsp.backends.select import chosen_backend, create_backend
+from lsp.backends.select import chosen_backend, create_backend, warm_up
 from lsp.compat import Protocol, ResyncingReader
 from lsp.completion.flow import CompletionFlow
 from lsp.config import Settings, resolve
-from lsp.context.documents import Document, DocumentStore
-from lsp.context.extract import DefinitionSource, Snippet
+from lsp.context.code_context import DefinitionSource, Snippet
+from lsp.context.documents import Document
+from lsp.context.store import DocumentStore
 from lsp.errors import CodellamaError
 from lsp.log import register_secret, set_client_sink, setup_logging
 from lsp.notices import Notices
@@ -154,6 +155,10 @@ class CodellamaServer(LanguageServer):
             self._catch_up = asyncio.get_running_loop().call_soon(self._catch_up_slice)
 
     # -- backend ------------------------------------------------------------------------------------
+
+    def warm_up_backend(self) -> None:
+        """Load the configured backend's modules in the background (see :func:`select.warm_up`)."""
+        threading.Thread(target=warm_up, args=(self.settings,), name="warm-up", daemon=True).start()
 
     def assistant(self) -> Assistant:
         """The assistant over the configured backend; raises a CodellamaError the user can act on."""

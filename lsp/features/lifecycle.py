@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import gc
 import logging
 import os
 from typing import Any
@@ -37,6 +38,10 @@ def register(server: CodellamaServer) -> None:
         ls.show_problems(problems)
         ls.status("idle")
         workspace_feature.sync_in_background(ls)  # the indexes walk in the background; watchers are asked for
+        # What is loaded by now (the libraries, the settings) lives as long as the server: kept out of the
+        # collector's full passes, which otherwise walk all of it and hold the event loop 100 ms or more.
+        gc.freeze()
+        ls.warm_up_backend()
 
     @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
     async def did_change_configuration(ls: CodellamaServer, params: types.DidChangeConfigurationParams) -> None:

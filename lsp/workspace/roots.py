@@ -14,8 +14,8 @@ from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
 
+from lsp.context.code_context import Snippet
 from lsp.context.documents import Document
-from lsp.context.extract import Snippet
 
 from .index import WorkspaceIndex
 from .retrieval import WorkspaceDefinitions
