@@ -236,7 +236,7 @@ class WorkspaceSlot:
     index's modules are imported only then); off while the setting is."""
 
     def __init__(self, enabled: Callable[[], bool]) -> None:
-        self.source: Any = None  # a lsp.workspace.WorkspaceDefinitions
+        self.source: Any = None  # a lsp.workspace.roots.WorkspaceRoots (one index per folder)
         self.enabled = enabled
 
     def definitions_for(
