@@ -16,8 +16,8 @@ from contextlib import aclosing
 
 from lsp.backends.base import Backend, GenerationRequest, ModelInfo
 from lsp.config import Settings
+from lsp.context.code_context import CodeContext, DefinitionSource
 from lsp.context.documents import Document
-from lsp.context.extract import CodeContext, DefinitionSource
 from lsp.errors import BackendRejected
 from lsp.log import fields
 from lsp.prompt.budget import Budget, BuiltPrompt, build_prompt

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from lsp.context.extract import CodeContext, Snippet
+from lsp.context.code_context import CodeContext, Snippet
 from lsp.context.languages import LANGUAGES
 from lsp.prompt.budget import Budget, BuiltPrompt
 from lsp.prompt.templates import ActionSpec

@@ -178,7 +178,8 @@ async def _prompt(args: argparse.Namespace) -> int:
 async def _prompt_view(args: argparse.Namespace, settings: Any) -> int:
     """The rendered prompt for a file and position, and what each context part cost."""
     from lsp.assistant import DEFAULT_MAX_INPUT_TOKENS, DEFAULT_MAX_TOTAL_TOKENS
-    from lsp.context.extract import context_at, selection_context, target_range
+    from lsp.context.extract import context_at, selection_context
+    from lsp.context.syntax import target_range
     from lsp.prompt.budget import Budget, build_prompt
     from lsp.prompt.templates import PromptStore
 

@@ -19,12 +19,13 @@ from pygls.lsp.server import LanguageServer
 from lsp import __version__
 from lsp.assistant import Assistant
 from lsp.backends.base import Backend
-from lsp.backends.select import chosen_backend, create_backend
+from lsp.backends.select import chosen_backend, create_backend, warm_up
 from lsp.compat import Protocol, ResyncingReader
 from lsp.completion.flow import CompletionFlow
 from lsp.config import Settings, resolve
-from lsp.context.documents import Document, DocumentStore
-from lsp.context.extract import DefinitionSource, Snippet
+from lsp.context.code_context import DefinitionSource, Snippet
+from lsp.context.documents import Document
+from lsp.context.store import DocumentStore
 from lsp.errors import CodellamaError
 from lsp.log import register_secret, set_client_sink, setup_logging
 from lsp.notices import Notices
@@ -155,6 +156,10 @@ class CodellamaServer(LanguageServer):
 
     # -- backend ------------------------------------------------------------------------------------
 
+    def warm_up_backend(self) -> None:
+        """Load the configured backend's modules in the background (see :func:`select.warm_up`)."""
+        threading.Thread(target=warm_up, args=(self.settings,), name="warm-up", daemon=True).start()
+
     def assistant(self) -> Assistant:
         """The assistant over the configured backend; raises a CodellamaError the user can act on."""
         if self._backend is None:
@@ -231,7 +236,7 @@ class WorkspaceSlot:
     index's modules are imported only then); off while the setting is."""
 
     def __init__(self, enabled: Callable[[], bool]) -> None:
-        self.source: Any = None  # a lsp.workspace.WorkspaceDefinitions
+        self.source: Any = None  # a lsp.workspace.roots.WorkspaceRoots (one index per folder)
         self.enabled = enabled
 
     def definitions_for(

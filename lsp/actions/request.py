@@ -14,8 +14,10 @@ from dataclasses import dataclass
 from lsp.actions.test_targets import Placement, has_tests_module, place_tests
 from lsp.assistant import Assistant
 from lsp.cleanup import extract_code, reindent_block
+from lsp.context.code_context import CodeContext, DefinitionSource
 from lsp.context.documents import Document
-from lsp.context.extract import CodeContext, DefinitionSource, parses_cleanly, selection_context, target_range
+from lsp.context.extract import selection_context
+from lsp.context.syntax import parses_cleanly, target_range
 from lsp.prompt.budget import Budget
 from lsp.prompt.templates import Action
 from lsp.uris import inside, shown_path

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import gc
 import importlib.util
 
 from lsp.backends.base import Backend
 from lsp.config import Settings
-from lsp.errors import ConfigError, NoBackendError
+from lsp.errors import CodellamaError, ConfigError, NoBackendError
 
 HOW_TO_CONFIGURE = (
     "No model backend is configured. Set codellama.endpoint (or CODELLAMA_LSP_ENDPOINT) to a TGI server, "
@@ -27,6 +28,23 @@ def chosen_backend(settings: Settings) -> str:
     if local_available():
         return "local"
     raise NoBackendError(HOW_TO_CONFIGURE)
+
+
+def warm_up(settings: Settings) -> None:
+    """Load what the configured backend needs (its modules, the TLS context) ahead of the first request,
+    in a thread of its own: on the first completion it would hold the event loop 100 to 200 ms."""
+    try:
+        name = chosen_backend(settings)
+    except CodellamaError:
+        return  # said when a request needs a backend
+    if name in ("tgi", "openai"):
+        from lsp.backends import openai, tgi  # noqa: F401
+        from lsp.backends.http import default_tls
+
+        default_tls(settings.proxy is None)
+    else:
+        from lsp.backends import local  # noqa: F401
+    gc.freeze()  # long-lived like the rest of what is loaded (see the server's start)
 
 
 def create_backend(settings: Settings) -> Backend:

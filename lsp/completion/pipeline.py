@@ -13,8 +13,9 @@ from dataclasses import dataclass
 
 from lsp.assistant import Assistant
 from lsp.completion.stopper import CompletionStopper
+from lsp.context.code_context import CodeContext, DefinitionSource
 from lsp.context.documents import Document
-from lsp.context.extract import CodeContext, DefinitionSource, context_at
+from lsp.context.extract import context_at
 from lsp.continuation import continuation_prompt, continuing
 from lsp.prompt.budget import Budget, BuiltPrompt
 

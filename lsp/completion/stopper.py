@@ -6,12 +6,14 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from lsp.cleanup import clean_completion, completion_decided, prepare_cleanup
+from lsp.context.code_context import CodeContext
 from lsp.context.documents import Document
-from lsp.context.extract import CodeContext, block_end, parses_cleanly
+from lsp.context.syntax import block_end, parses_cleanly
 
 __all__ = ["CompletionStopper"]
 
 LOCAL_PARSE_CHARS = 4000  # documents at least this long are checked on a window around the cursor
+MAX_WINDOW_CHARS = 32_000  # the most of it a window takes
 
 # Syntax checks re-parse the code around the cursor for every streamed line. Where that code is huge (a
 # minified one-line file has a single top-level statement), a parse takes seconds on the event loop: there
@@ -110,12 +112,26 @@ class CompletionStopper:
             return self._window
         lines = doc.lines
         byte = lines.byte_at(self.offset)
-        nodes = tree.root_node.children
-        at = next((i for i, node in enumerate(nodes) if node.end_byte >= byte), len(nodes))
-        first = nodes[at - 1].start_byte if at > 0 else 0
-        last = nodes[at + 1].end_byte if at + 1 < len(nodes) else len(doc.data)
+        root = tree.root_node
+        count = root.child_count
+        at, high = 0, count  # the first top-level node ending at or after the cursor (bisected: a file may have
+        while at < high:     # tens of thousands; Node.first_child_for_byte crashes past the last one)
+            middle = (at + high) // 2
+            child = root.child(middle)
+            if child is not None and child.end_byte >= byte:
+                high = middle
+            else:
+                at = middle + 1
+        before = root.child(at - 1) if at > 0 else None
+        after = root.child(at + 1) if at + 1 < count else None
+        first = before.start_byte if before is not None else 0
+        last = after.end_byte if after is not None else len(doc.data)
         start, end = lines.offset_of_byte(first), lines.offset_of_byte(last)
+        # an unclosed bracket makes the rest of the file one statement: a parse of it all would hold the server
+        start = max(start, self.offset - MAX_WINDOW_CHARS // 2)
+        end = min(end, self.offset + MAX_WINDOW_CHARS // 2)
         start = lines.line_start(lines.line_of(start))  # whole lines: indentation is syntax in some languages
+        end = max(end, lines.line_end(lines.line_of(end)))
         window = Document(doc.uri, doc.language_id, doc.version, doc.text[start:end], language=doc.language)
         self._window = (window, self.offset - start)
         return self._window

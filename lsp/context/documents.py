@@ -8,9 +8,7 @@ string open makes tree-sitter re-parse the rest of the file with error recovery 
 answering while it runs; a newer edit abandons it and starts again. Whoever reads :attr:`Document.tree` gets
 the finished tree.
 
-A :class:`DocumentStore` holds the open documents and bounds the memory their syntax trees take (a tree of a
-large file costs ~40 bytes per byte of source): the least recently used documents lose their tree, which is
-parsed again if needed; their definitions index is kept, so cross-file context still works.
+The open documents of a session live in a :class:`~lsp.context.store.DocumentStore`.
 
 Not thread safe: use a store and its documents from one thread at a time (parsers are per thread, so
 separate stores may live in separate threads).
@@ -20,8 +18,7 @@ from __future__ import annotations
 
 import copy
 import logging
-from collections import OrderedDict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 
 from tree_sitter import Parser, Tree
 
@@ -37,7 +34,6 @@ __all__ = [
     "DEFAULT_TREE_BUDGET",
     "Change",
     "Document",
-    "DocumentStore",
     "Range",
     "UnknownDocument",
 ]
@@ -70,10 +66,12 @@ class Document:
         max_size: int = DEFAULT_MAX_SIZE,
         language: Language | bool | None = True,
         encoding: Encoding = "utf-16",
+        budget: float | None = None,
     ) -> None:
         """``language=True`` looks the language up from ``language_id`` and the URI's extension; pass a
         :class:`Language` or ``None`` (plain text) to choose. ``encoding`` is the unit of the characters
-        of the positions the client sends and receives for it (the negotiated position encoding)."""
+        of the positions the client sends and receives for it (the negotiated position encoding). With a
+        ``budget`` (seconds), a parse that takes longer is left pending, like a re-parse (:meth:`parse_step`)."""
         self.uri = uri
         self.encoding: Encoding = encoding
         self.language_id = language_id
@@ -94,7 +92,7 @@ class Document:
         self._index: FileIndex | None = None
         self._index_version = -1  # version the index describes when the tree is gone
         self.on_parse: Callable[[Document], None] | None = None  # set by a store (memory accounting)
-        self._parse(None)
+        self._parse(budget)
 
     # ------------------------------------------------------------------ properties
     @property
@@ -139,13 +137,23 @@ class Document:
         if self._pending:
             self.parse_step(None)
         elif self._tree is None and self._evicted:
-            self._parse(None)
+            self._parse()
         return self._tree
 
     @property
     def parsed(self) -> bool:
         """Whether :attr:`tree` is available without parsing (true for plain text)."""
         return not self._pending and not (self._tree is None and self._evicted)
+
+    @property
+    def caught_up(self) -> bool:
+        """Whether the tree and the definitions index are up to date (reading them does no work)."""
+        return self.parsed and not self.index_due
+
+    @property
+    def parse_pending(self) -> bool:
+        """Whether a parse or re-parse of the current text is under way (left for :meth:`parse_step`)."""
+        return self._pending
 
     @property
     def has_tree(self) -> bool:
@@ -188,41 +196,50 @@ class Document:
         self._index_version = self.version
         return self._index
 
+    def index_step(self, budget: float) -> bool:
+        """Build or bring up to date the definitions index for at most about ``budget`` seconds; returns
+        whether it is up to date. Until then :attr:`index` would finish the work in one piece."""
+        tree = self._tree
+        if tree is None or self._pending or self._language is None:
+            return self.index_ready
+        if self._index is None:
+            self._index = FileIndex(self._language, None, self.data)
+        done = self._index.refresh(tree, self.data, budget)
+        if done:
+            self._index_version = self.version
+        return done
+
     @property
     def size(self) -> int:
         """Bytes of UTF-8 text."""
         return len(self.data)
 
     # ------------------------------------------------------------------ parsing
-    def _parse(self, old: Tree | None) -> None:
-        """Parse the whole text (``old`` None) or re-parse it from ``old``, edited to match, at once."""
+    def _parse(self, budget: float | None = None) -> None:
+        """Parse the whole text; with a ``budget``, in slices (see :meth:`parse_step`)."""
         self._evicted = False
         self._abandon()
         if not self.parseable:
+            self._pending = False
             self._tree = None
             self._index = None
             return
-        assert self._language is not None
-        parser = parser_for(self._language)
-        if old is None:
-            self._tree = parser.parse(self.data)
-            if self._index_version != self.version:
-                self._index = None
-            self._parsed()
-        else:
-            self._reparsed(old, parser.parse(self.data, old))
+        self._tree = None
+        self._pending = True
+        self.parse_step(budget)
 
     def parse_step(self, budget: float | None = None) -> bool:
-        """Go on with a pending re-parse for at most ``budget`` seconds (None: until it is done).
+        """Go on with a pending parse or re-parse for at most ``budget`` seconds (None: until it is done).
 
         Returns whether the tree now matches the text. A suspended parse resumes where it stopped.
         """
         if not self._pending:
             return True
         old = self._tree
-        assert old is not None and self._language is not None
+        assert self._language is not None
         if budget is None:
-            tree = (self._parser or parser_for(self._language)).parse(self.data, old)
+            parser = self._parser or parser_for(self._language)
+            tree = parser.parse(self.data) if old is None else parser.parse(self.data, old)
         else:
             if self._parser is None:
                 self._parser = self._language.new_parser()
@@ -241,9 +258,12 @@ class Document:
             self._parser.reset()
             self._parser = None
 
-    def _reparsed(self, old: Tree, tree: Tree) -> None:
+    def _reparsed(self, old: Tree | None, tree: Tree) -> None:
         self._tree = tree
-        if self._index is not None:
+        if old is None:  # a first parse (or again, after the store dropped the tree)
+            if self._index_version != self.version:
+                self._index = None
+        elif self._index is not None:
             # The index is brought up to date when next read, once for many keystrokes: not on the path of
             # each of them (a completion reads it while it is debounced, typing through a suggestion never).
             self._index.invalidate((r.start_byte, r.end_byte) for r in old.changed_ranges(tree))
@@ -333,8 +353,7 @@ class Document:
             self._index = None  # parsed again when needed
             return
         if tree is None or not self.parseable:
-            self._pending = False
-            self._parse(None)
+            self._parse(budget)
             return
         self._pending = True
         self.parse_step(budget)
@@ -349,108 +368,3 @@ class Document:
     def __repr__(self) -> str:
         name = self._language.name if self._language else "text"
         return f"Document({self.uri!r}, {name}, v{self.version}, {len(self._text)} chars)"
-
-
-class DocumentStore:
-    """The open documents, most recently used first, with a bound on the memory their trees take."""
-
-    def __init__(self, *, max_size: int = DEFAULT_MAX_SIZE, tree_budget: int = DEFAULT_TREE_BUDGET) -> None:
-        """``max_size``: documents larger than this (UTF-8 bytes) are not parsed. ``tree_budget``: the
-        total size of the documents whose trees stay in memory (the most recently used one always does)."""
-        self.max_size = max_size
-        self.tree_budget = tree_budget
-        self._encoding: Encoding = "utf-16"
-        self._docs: OrderedDict[str, Document] = OrderedDict()  # least recently used first
-
-    @property
-    def encoding(self) -> Encoding:
-        """The position encoding of the ranges in changes (and of every open document's positions)."""
-        return self._encoding
-
-    @encoding.setter
-    def encoding(self, encoding: Encoding) -> None:
-        self._encoding = encoding
-        for doc in self._docs.values():
-            doc.encoding = encoding
-
-    def open(self, uri: str, language_id: str, version: int, text: str) -> Document:
-        """Open (or reopen) a document."""
-        doc = Document(uri, language_id, version, text, max_size=self.max_size, encoding=self._encoding)
-        self._docs[uri] = doc
-        self._docs.move_to_end(uri)
-        doc.on_parse = self._parsed
-        self._parsed(doc)
-        return doc
-
-    def change(self, uri: str, version: int, changes: Sequence[Change], *, budget: float | None = None) -> Document:
-        """Apply the content changes of a ``didChange`` in order; with a ``budget``, a long re-parse is left
-        for :meth:`catch_up` (see :meth:`Document.apply_changes`).
-
-        Raises :class:`UnknownDocument` if the document is not open. A ``version`` that is not newer than the
-        document's is logged and the changes applied all the same: the client sends what it changed, and
-        dropping it would leave the server's copy different from the editor's for good.
-        """
-        doc = self.get(uri)
-        if version <= doc.version:
-            log.warning("%s: change to version %d follows version %d; applied", uri, version, doc.version)
-        doc.apply_changes(changes, version, budget=budget)
-        return doc
-
-    @property
-    def behind(self) -> bool:
-        """Whether an open document has a re-parse pending or a definitions index to build or bring up to
-        date."""
-        return any(doc.has_tree and (not doc.parsed or doc.index_due) for doc in self._docs.values())
-
-    def catch_up(self, budget: float = PARSE_SLICE) -> bool:
-        """Do one piece of the upkeep edits left for later, the most recently used document first: a slice
-        of at most about ``budget`` seconds of a pending re-parse, else building or refreshing one definitions
-        index. Returns whether nothing is left."""
-        docs = [doc for doc in reversed(self._docs.values()) if doc.has_tree]
-        pending = next((doc for doc in docs if not doc.parsed), None)
-        if pending is not None:
-            pending.parse_step(budget)
-        else:
-            due = next((doc for doc in docs if doc.index_due), None)
-            if due is not None:
-                due.index  # noqa: B018 - builds it or brings it up to date
-        return not self.behind
-
-    def close(self, uri: str) -> None:
-        """Forget a document (closing an unknown document is not an error)."""
-        doc = self._docs.pop(uri, None)
-        if doc is not None:
-            doc.on_parse = None
-
-    def get(self, uri: str) -> Document:
-        """The open document ``uri`` (marked as most recently used)."""
-        try:
-            doc = self._docs[uri]
-        except KeyError:
-            raise UnknownDocument(uri) from None
-        self._docs.move_to_end(uri)
-        return doc
-
-    def __contains__(self, uri: object) -> bool:
-        return uri in self._docs
-
-    def __len__(self) -> int:
-        return len(self._docs)
-
-    def __iter__(self) -> Iterator[Document]:
-        """The open documents, most recently used first."""
-        return iter(list(reversed(self._docs.values())))
-
-    def _parsed(self, doc: Document) -> None:
-        """Keep the trees of the most recently used documents within the budget."""
-        if doc.uri in self._docs:
-            self._docs.move_to_end(doc.uri)
-        total = 0
-        for other in reversed(self._docs.values()):
-            if not other.has_tree:
-                continue
-            total += other.size
-            if total > self.tree_budget and other is not doc:
-                log.debug("dropping the tree of %s to save memory", other.uri)
-                other.drop_tree()
-                total -= other.size

@@ -8,178 +8,33 @@ Positions are UTF-8 byte offsets, like tree-sitter's.
 
 from __future__ import annotations
 
+import time
 from bisect import bisect_left, bisect_right, insort
 from collections.abc import Iterable, Iterator
 from contextlib import suppress
+from dataclasses import dataclass, field
 
-from tree_sitter import Node, QueryCursor, Tree
+from tree_sitter import Tree
 
 from .languages import Language, LanguageSpec
+from .symbols import CLASS_KINDS, NAMESPACE_KINDS, Symbol, collect_symbols, definition_bounds
 
-__all__ = ["CLASS_KINDS", "NAMESPACE_KINDS", "FileIndex", "Symbol", "definition_bounds", "signature_end"]
+__all__ = ["FileIndex"]
 
-# kinds whose function members are reported as methods
-CLASS_KINDS = frozenset(
-    {"class", "struct", "interface", "trait", "impl", "enum", "union", "object", "protocol", "record"}
-)
-# kinds that only group definitions: what they contain still counts as top level in an outline
-NAMESPACE_KINDS = frozenset({"module", "namespace", "package"})
-_PRIORITY = {"scope": 3, "import": 2, "definition": 1}
+REFRESH_PIECE = 4 * 1024  # bytes
 
 
-class Symbol:
-    """A definition (or import) found in a document. Byte offsets; mutable only by :class:`FileIndex`.
+@dataclass
+class _Refresh:
+    """A refresh under way: the regions it queries, the symbols it keeps and drops, the pieces of the
+    regions left to query and what the query found so far."""
 
-    Only ``outer`` and ``end`` are stored as absolute offsets (the others relative to ``outer``), so that
-    moving a symbol after an edit is cheap.
-    """
-
-    __slots__ = (
-        "_name", "_sig", "_start", "base", "cache", "container", "depth", "end", "kind", "name", "outer",
-        "parent", "scope",
-    )
-
-    def __init__(self, kind: str, name: str, start: int, end: int, outer: int, sig_end: int,
-                 scope: bool, name_at: int = -1) -> None:
-        self.kind = kind  # "function", "method", "class", "variable", ..., "import"
-        self.base = kind  # the kind as captured (a method may be captured as a function)
-        self.name = name
-        self.outer = outer  # start including decorators, export keyword, attached doc comments
-        self.end = end  # the end of the definition node
-        self._start = start - outer
-        self._sig = sig_end - outer if sig_end >= 0 else -1
-        self._name = name_at - outer if name_at >= 0 else -1
-        self.scope = scope  # True for @scope.* captures
-        self.depth = 0  # number of enclosing scope symbols, namespaces and modules not counted
-        self.parent: Symbol | None = None  # innermost enclosing scope symbol
-        self.container: Symbol | None = None  # innermost enclosing scope symbol that is not a namespace
-        self.cache: tuple[str, str] | None = None  # texts computed by the extractor (positions are stable)
-
-    @property
-    def start(self) -> int:
-        """Where the signature starts (the definition node, or ``export`` etc. before it)."""
-        return self.outer + self._start
-
-    @property
-    def sig_end(self) -> int:
-        """Where the body starts (the signature ends), -1 if there is no body."""
-        return self.outer + self._sig if self._sig >= 0 else -1
-
-    @property
-    def name_at(self) -> int:
-        """Where the name is, -1 if none."""
-        return self.outer + self._name if self._name >= 0 else -1
-
-    @property
-    def key(self) -> tuple[int, int, str, str]:
-        return (self.outer + self._start, self.end, self.base, self.name)
-
-    @property
-    def outline_level(self) -> bool:
-        """Top-level, or directly in a top-level class-like definition (namespaces do not count)."""
-        container = self.container
-        return self.depth == 0 or (
-            self.depth == 1 and container is not None and container.kind in CLASS_KINDS
-            and self.parent is container
-        )
-
-    def __repr__(self) -> str:
-        return f"Symbol({self.kind} {self.name!r} {self.start}-{self.end} depth={self.depth})"
-
-
-def definition_bounds(node: Node, spec: LanguageSpec, data: bytes) -> tuple[Node, int, int]:
-    """Where a definition begins: ``(outermost node, signature start, start)``.
-
-    The outermost node goes through wrappers (decorators) and prefixes (``export``, ``template<...>``); the
-    signature starts at the outermost prefix; the start also takes the doc comments and attributes right
-    above the definition.
-    """
-    outer = node
-    head = node.start_byte
-    parent = outer.parent
-    while parent is not None:
-        if parent.type in spec.prefixes:
-            if sum(1 for child in parent.named_children if child.type == outer.type) != 1:
-                break  # a group: `const ( A = 1; B = 2 )`
-            head = parent.start_byte
-        elif parent.type not in spec.wrappers:
-            break
-        outer = parent
-        parent = outer.parent
-    start = outer.start_byte
-    sibling = outer.prev_sibling
-    current_row = outer.start_point.row
-    while sibling is not None and sibling.type in spec.attached:
-        if sibling.end_point.row < current_row - 1:
-            break  # a blank line separates it
-        column = sibling.start_point.column
-        if data[sibling.start_byte - column : sibling.start_byte].strip():
-            break  # a trailing comment of the previous line
-        start = sibling.start_byte
-        current_row = sibling.start_point.row
-        sibling = sibling.prev_sibling
-    return outer, head, start
-
-
-def signature_end(body: Node | None, spec: LanguageSpec) -> int:
-    """Where a signature ends: at the body, or at the comments right before it. -1 without a body."""
-    if body is None:
-        return -1
-    end = body.start_byte
-    sibling = body.prev_sibling
-    while sibling is not None and sibling.type in spec.comments:
-        end = sibling.start_byte
-        sibling = sibling.prev_sibling
-    return end
-
-
-def _symbols(language: Language, tree: Tree, data: bytes, byte_range: tuple[int, int] | None) -> list[Symbol]:
-    cursor = QueryCursor(language.index_query)
-    if byte_range is not None:
-        cursor.set_byte_range(*byte_range)
-    spec = language.spec
-    kinds = language.kinds
-    best: dict[tuple[int, int], tuple[int, list[Symbol]]] = {}
-    for _, captures in cursor.matches(tree.root_node):
-        main: Node | None = None
-        kind = ""
-        scope = False
-        priority = 0
-        for capture, nodes in captures.items():
-            if capture in kinds:
-                main = nodes[0]
-                kind = kinds[capture]
-                scope = capture.startswith("scope.")
-                priority = _PRIORITY["scope" if scope else "definition"]
-            elif capture == "import":
-                main = nodes[0]
-                kind = "import"
-                priority = _PRIORITY["import"]
-        if main is None or (byte_range is not None and (
-            main.end_byte < byte_range[0] or main.start_byte > byte_range[1]
-        )):
-            continue
-        names = captures.get("name")
-        name = ""
-        name_at = -1
-        if names:
-            text = names[0].text
-            name = text.decode("utf-8", "replace") if text else ""
-            name_at = names[0].start_byte
-        bodies = captures.get("body")
-        sig_end = signature_end(bodies[0] if bodies else None, spec)
-        _, head, start = definition_bounds(main, spec, data)
-        if kind == "import":
-            start = head  # no doc comments
-        symbol = Symbol(kind, name, head, main.end_byte, start, sig_end, scope, name_at)
-        # one node captured by several patterns: keep the most specific capture(s)
-        key = (main.start_byte, main.end_byte)
-        current = best.get(key)
-        if current is None or current[0] < priority:
-            best[key] = (priority, [symbol])
-        elif current[0] == priority and all(s.name != name or s.base != kind for s in current[1]):
-            current[1].append(symbol)
-    return [symbol for _, symbols in best.values() for symbol in symbols]
+    regions: list[tuple[int, int]]
+    kept: list[Symbol]
+    removed: list[Symbol]
+    pieces: list[tuple[int, int, int, int]]  # (lo, hi) of a piece, (lo, hi) of its region; last first
+    found: list[Symbol] = field(default_factory=list)
+    known: set[tuple[int, int, str, str]] = field(default_factory=set)
 
 
 def _intersects(symbol: Symbol, lo: int, hi: int) -> bool:
@@ -216,7 +71,7 @@ class FileIndex:
     Derived tables (nesting, names, outline, imports) are recomputed after each change in one pass.
     """
 
-    def __init__(self, language: Language, tree: Tree, data: bytes) -> None:
+    def __init__(self, language: Language, tree: Tree | None, data: bytes) -> None:
         self.language = language
         self.symbols: list[Symbol] = []
         self._dirty: list[tuple[int, int]] = []
@@ -224,7 +79,11 @@ class FileIndex:
         self._outline: list[Symbol] = []
         self._imports: list[Symbol] = []
         self._removed: list[Symbol] = []  # dropped by edits, to take out of the tables at the next refresh
-        self._set(_symbols(language, tree, data, None))
+        self._job: _Refresh | None = None
+        if tree is None:  # built by refresh, in slices if it is given a budget
+            self._dirty.append((0, len(data)))
+        else:
+            self._set(collect_symbols(language, tree, data, None))
 
     # ------------------------------------------------------------------ maintenance
     def _set(self, symbols: list[Symbol]) -> None:
@@ -238,6 +97,7 @@ class FileIndex:
 
     def apply_edit(self, start: int, old_end: int, new_end: int) -> None:
         """Record an edit (bytes ``[start, old_end)`` replaced, the new text ends at ``new_end``)."""
+        self._job = None
         delta = new_end - old_end
         dirty: list[tuple[int, int]] = []
         for lo, hi in self._dirty:
@@ -264,19 +124,46 @@ class FileIndex:
 
     def invalidate(self, ranges: Iterable[tuple[int, int]]) -> None:
         """Mark byte ranges (in current coordinates) whose syntax changed."""
+        self._job = None
         self._dirty.extend(ranges)
         if len(self._dirty) > 8:
             self._dirty = [(lo, hi) for lo, hi in _merge(self._dirty)]
 
-    def refresh(self, tree: Tree, data: bytes) -> None:
-        """Query the dirty regions again on the current tree."""
+    def refresh(self, tree: Tree, data: bytes, budget: float | None = None) -> bool:
+        """Query the dirty regions again on the current tree; with a ``budget`` (seconds), stop after about
+        that long and go on from there at the next call. Returns whether the index is up to date.
+
+        Until a refresh is complete the tables stay as they were (symbols away from the edits, moved with
+        them), so that what reads the index in between sees every definition it saw before; an edit or
+        an invalidation abandons a refresh under way (its regions stay dirty)."""
         if not self._dirty:
-            return
+            return True
+        job = self._job
+        if job is None:
+            job = self._job = self._plan()
+        deadline = None if budget is None else time.perf_counter() + budget
+        size = len(data)
+        pieces = job.pieces
+        while pieces:
+            if deadline is not None and time.perf_counter() > deadline:
+                return False
+            lo, hi, region_lo, region_hi = pieces.pop()
+            # matches overlapping the range come whole, and a pattern rooted at the file's root node (module
+            # constants) overlaps any range: keep only what touches the region, like what was dropped
+            for symbol in collect_symbols(self.language, tree, data, (max(0, lo - 1), min(size, hi + 1))):
+                if _intersects(symbol, region_lo, region_hi) and symbol.key not in job.known:
+                    job.known.add(symbol.key)
+                    job.found.append(symbol)
+            if not pieces and deadline is not None and time.perf_counter() > deadline:
+                return False  # the tables are rebuilt in a slice of their own
+        self._finish(job, tree, data)
+        return True
+
+    def _plan(self) -> _Refresh:
+        """The regions to query again: the dirty ones, grown to cover every symbol touching them."""
         regions = _merge(self._dirty)
-        self._dirty = []
-        symbols = self.symbols
-        removed = self._removed
-        self._removed = []
+        symbols = list(self.symbols)
+        removed = list(self._removed)
         while True:  # drop the symbols touching a region, grow the region to cover them, until stable
             grown = False
             for region in regions:
@@ -293,31 +180,34 @@ class FileIndex:
             if not grown:
                 break
             regions = _merge([(lo, hi) for lo, hi in regions])
-        # nothing left touches a region: what the query finds there is new (but may be found twice)
-        known: set[tuple[int, int, str, str]] = set()
-        size = len(data)
-        found: list[Symbol] = []
-        for lo, hi in regions:
-            # matches overlapping the range come whole, and a pattern rooted at the file's root node (module
-            # constants) overlaps any range: keep only what touches the region, like what was dropped
-            for symbol in _symbols(self.language, tree, data, (max(0, lo - 1), min(size, hi + 1))):
-                if _intersects(symbol, lo, hi) and symbol.key not in known:
-                    known.add(symbol.key)
-                    found.append(symbol)
-        found.sort(key=_order)
-        for symbol in found:
-            symbols.insert(bisect_right(symbols, _order(symbol), key=_order), symbol)
+        pieces = [
+            (piece, min(hi, piece + REFRESH_PIECE), lo, hi)
+            for lo, hi in regions
+            for piece in range(lo, max(hi, lo + 1), REFRESH_PIECE)
+        ]
+        pieces.reverse()  # popped from the end: in order
+        return _Refresh([(lo, hi) for lo, hi in regions], symbols, removed, pieces)
+
+    def _finish(self, job: _Refresh, tree: Tree, data: bytes) -> None:
+        """Put what a complete refresh found in place of what it dropped."""
+        self._job = None
+        self._dirty = []
+        self._removed = []
+        # nothing kept touches a region: what the query found there is new
+        found = job.found
+        symbols = self.symbols = job.kept + found
+        symbols.sort(key=_order)  # two sorted runs: merged in linear time
         # the doc comments of the definition right after a region may have changed: check where it starts
         spec = self.language.spec
         reordered = False
-        for _, hi in regions:
+        for _, hi in job.regions:
             index = bisect_right(symbols, hi, key=_outer)
             if index < len(symbols):
                 reordered |= self._reattach(symbols, index, tree, data, spec)
-        if reordered or len(removed) + len(found) > len(symbols) // 4:
+        if reordered or len(job.removed) + len(found) > len(symbols) // 4:
             self._finalize()
         else:
-            self._update(removed, found)
+            self._update(job.removed, found)
 
     @staticmethod
     def _reattach(symbols: list[Symbol], index: int, tree: Tree, data: bytes, spec: LanguageSpec) -> bool:
@@ -329,13 +219,7 @@ class FileIndex:
             return False
         _, _, outer = definition_bounds(node, spec, data)
         if outer != symbol.outer and symbol.base != "import":
-            shift = symbol.outer - outer
-            symbol.outer = outer
-            symbol._start += shift
-            if symbol._sig >= 0:
-                symbol._sig += shift
-            if symbol._name >= 0:
-                symbol._name += shift
+            symbol.move_outer(outer)
             symbols.sort(key=_order)
             return True
         return False

@@ -17,7 +17,7 @@ from lsp.assistant import Assistant
 from lsp.backends.base import GenerationRequest
 from lsp.cleanup.python_indentation import indentation_errors
 from lsp.context.documents import Document
-from lsp.context.extract import parses_cleanly
+from lsp.context.syntax import parses_cleanly
 from lsp.errors import CodellamaError
 from lsp.evaluation.metrics import Outcome
 from lsp.evaluation.tasks import Task

@@ -15,7 +15,7 @@ from lsp.features.common import document, offset, to_range
 from lsp.prompt.templates import code_block
 from lsp.server import CodellamaServer
 
-CATCH_UP_TURNS = 2000  # turns of the event loop a completion waits for a pending re-parse (slices of ~4 ms)
+CATCH_UP_TURNS = 2000  # turns of the event loop a completion waits for the upkeep of its document (slices of ~4 ms)
 
 
 def register(server: CodellamaServer) -> None:
@@ -153,10 +153,10 @@ def _after_answer(request: asyncio.Task[object] | None, callback: Callable[[], N
 
 
 async def _caught_up(ls: CodellamaServer, doc: Document, version: int) -> None:
-    """Let a pending re-parse finish in the slices the server runs between messages, rather than in one
-    piece here when the context reads the tree."""
+    """Let a pending re-parse and the definitions index's refresh finish in the slices the server runs
+    between messages, rather than in one piece here when the context reads them."""
     for _ in range(CATCH_UP_TURNS):
-        if doc.parsed or doc.version != version:
+        if doc.caught_up or doc.version != version:
             return
         ls.catch_up_later()
         await asyncio.sleep(0)

@@ -16,7 +16,7 @@ def register(server: CodellamaServer) -> None:
     @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
     def did_open(ls: CodellamaServer, params: types.DidOpenTextDocumentParams) -> None:
         doc = params.text_document
-        ls.documents.open(doc.uri, doc.language_id, doc.version, doc.text)
+        ls.documents.open(doc.uri, doc.language_id, doc.version, doc.text, budget=PARSE_SLICE)
         ls.catch_up_later()  # its definitions index, built between messages rather than by the next request
 
     @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)

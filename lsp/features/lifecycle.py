@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import gc
 import logging
 import os
 from typing import Any
@@ -36,7 +37,11 @@ def register(server: CodellamaServer) -> None:
         problems, ls.pending_problems = ls.pending_problems, []
         ls.show_problems(problems)
         ls.status("idle")
-        workspace_feature.start_in_background(ls)  # the index walks in the background; watchers are asked for
+        workspace_feature.sync_in_background(ls)  # the indexes walk in the background; watchers are asked for
+        # What is loaded by now (the libraries, the settings) lives as long as the server: kept out of the
+        # collector's full passes, which otherwise walk all of it and hold the event loop 100 ms or more.
+        gc.freeze()
+        ls.warm_up_backend()
 
     @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
     async def did_change_configuration(ls: CodellamaServer, params: types.DidChangeConfigurationParams) -> None:
@@ -49,9 +54,11 @@ def register(server: CodellamaServer) -> None:
                 return
         ls.show_problems(ls.apply_settings(settings))
         log.info("settings changed: %s", ls.settings.to_wire())
+        workspace_feature.sync_in_background(ls)  # workspace.enable, caps and exclusions take effect
 
     @server.feature(types.SHUTDOWN)
     async def shutdown(ls: CodellamaServer, params: Any) -> None:
+        await workspace_feature.close(ls)  # before the tasks are cancelled: a starting index is closed too
         await ls.close_backend()
 
     @server.feature(STATS_METHOD)

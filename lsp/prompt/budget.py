@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from lsp.context.extract import CodeContext, Snippet
+from lsp.context.code_context import CodeContext, Snippet
 from lsp.errors import PromptError
 from lsp.prompt.chat_format import Message, escape, render_codellama70b
 from lsp.prompt.templates import Action, ActionSpec, PromptStore, fence

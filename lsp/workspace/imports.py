@@ -205,23 +205,29 @@ class ModuleMap:
 
     def add(self, path: str) -> None:
         self.folders.setdefault(os.path.dirname(path), []).append(path)
-        if path.endswith((".py", ".pyi")):
-            rel = os.path.relpath(path, self.root).replace(os.sep, "/")
-            parts = rel.rsplit(".", 1)[0].split("/")
-            if parts[-1] == "__init__":
-                parts = parts[:-1]
-            for i in range(len(parts)):
-                key = ".".join(parts[i:])
-                if key:
-                    self.python.setdefault(key, []).append(path)
+        for key in self._python_keys(path):
+            self.python.setdefault(key, []).append(path)
 
     def remove(self, path: str) -> None:
         files = self.folders.get(os.path.dirname(path))
         if files and path in files:
             files.remove(path)
-        for entries in self.python.values():
-            if path in entries:
+        for key in self._python_keys(path):  # only the entries add() made: a folder's deletion stays linear
+            entries = self.python.get(key)
+            if entries and path in entries:
                 entries.remove(path)
+                if not entries:
+                    del self.python[key]
+
+    def _python_keys(self, path: str) -> list[str]:
+        """The dotted module suffixes a Python file answers to (``pkg.mod``, ``mod``)."""
+        if not path.endswith((".py", ".pyi")):
+            return []
+        rel = os.path.relpath(path, self.root).replace(os.sep, "/")
+        parts = rel.rsplit(".", 1)[0].split("/")
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        return [key for key in (".".join(parts[i:]) for i in range(len(parts))) if key]
 
     def resolve(self, language: str, ref: ImportRef, source: str) -> list[str]:
         """The files ``ref`` (imported by the file ``source``) may come from, best first."""

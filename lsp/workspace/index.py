@@ -1,12 +1,17 @@
 """The workspace index as the server sees it: tables of every indexed file's definitions and imports, fed
 by the indexing process (:mod:`lsp.workspace.worker`) through a reader thread.
 
-Queries are dictionary look-ups under a lock held for microseconds; the reader thread holds the
-interpreter lock only to decode one file's summary at a time, so the event loop is never held for long.
+Queries are dictionary look-ups under a lock held for microseconds. The reader thread starts the indexing
+process itself (a fork and exec: milliseconds the event loop does not wait for) and hands the interpreter
+lock over often: a ``sleep(0)`` after every message (it lets a waiting event loop in most of the time, not
+always: the releasing thread may take the lock straight back) and, after each millisecond of its own CPU
+time, a sleep of a fraction of one, so that the event loop waits about a millisecond at most, not the
+interpreter's 5 ms switch interval.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -29,6 +34,28 @@ __all__ = ["IndexStats", "WorkspaceIndex"]
 log = logging.getLogger(__name__)
 
 DECODED_CACHE = 256  # summaries kept decoded
+TURN = 0.001  # seconds of the reader thread's CPU time between two pauses
+PAUSE = 0.0002  # seconds: long enough for a thread waiting for the interpreter lock to take it
+
+
+class Pacer:
+    """Lets other threads have the interpreter lock: :meth:`tick` after each unit of work releases it
+    (``sleep(0)``) and, once :data:`TURN` of this thread's CPU time has passed, sleeps :data:`PAUSE` so that
+    a waiting thread surely takes it. Blocking reads cost no CPU time: they never bring a pause."""
+
+    def __init__(self, turn: float = TURN, pause: float = PAUSE) -> None:
+        self.turn = turn
+        self.pause = pause
+        self.pauses = 0
+        self._started = time.thread_time()
+
+    def tick(self) -> None:
+        if time.thread_time() - self._started < self.turn:
+            time.sleep(0)
+            return
+        time.sleep(self.pause)
+        self.pauses += 1
+        self._started = time.thread_time()
 
 
 class IndexStats:
@@ -60,6 +87,10 @@ class WorkspaceIndex:
         self._modules = ModuleMap(self.root, (), self._files.__contains__)
         self._process: subprocess.Popen[str] | None = None
         self._reader: threading.Thread | None = None
+        self._pipe = threading.Lock()  # the process's stdin, and the commands sent before it started
+        self._pending: list[dict[str, Any]] | None = []  # None once the process runs (or never will)
+        self._closed = False
+        self.pacer = Pacer()
         self._scanned = threading.Event()
         self._answers = threading.Condition()
         self._updates = 0
@@ -67,18 +98,23 @@ class WorkspaceIndex:
 
     # ------------------------------------------------------------------ life cycle
     def start(self) -> None:
-        """Start the indexing process and the first walk (returns at once)."""
-        if self._process is not None:
+        """Start the indexing process and the first walk (returns at once: the reader thread starts the
+        process; commands sent meanwhile wait for it)."""
+        if self._reader is not None or self._closed:
             return
-        config = {
+        self.stats = IndexStats()
+        self._reader = threading.Thread(target=self._run, name="codellama-workspace-index", daemon=True)
+        self._reader.start()
+
+    def _spawn(self) -> subprocess.Popen[str] | None:
+        config: dict[str, Any] = {
             "root": self.root,
             "limits": {**asdict(self.limits), "exclude": list(self.limits.exclude)},
             "persist": self.persist,
             "cache": str(self.cache / "workspaces") if self.cache else None,
         }
-        self.stats = IndexStats()
         try:
-            self._process = subprocess.Popen(
+            process = subprocess.Popen(
                 [sys.executable, "-m", "lsp.workspace.worker"],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=None, text=True, encoding="utf-8",
                 errors="surrogateescape", bufsize=1,
@@ -88,19 +124,26 @@ class WorkspaceIndex:
             )
         except OSError as error:
             log.warning("workspace index: could not start the indexing process: %s", error)
-            self._scanned.set()
-            return
-        self._send(config)
-        self._send({"scan": True})
-        assert self._process.stdout is not None
-        self._reader = threading.Thread(target=self._run, args=(self._process.stdout,),
-                                        name="codellama-workspace-index", daemon=True)
-        self._reader.start()
+            with self._pipe:
+                self._pending = None
+            return None
+        with self._pipe:
+            if not self._closed:  # (else closed while it started)
+                pending, self._pending = self._pending or [], None
+                self._process = process
+                for message in [config, {"scan": True}, *pending]:
+                    self._write(process, message)
+                return process
+        self._stop(process)
+        return None
 
-    def _run(self, stream: IO[str]) -> None:
-        if self.persist:
-            self._load_persisted()
-        self._read(stream)
+    def _run(self) -> None:
+        process = self._spawn()
+        if process is not None and process.stdout is not None:
+            if self.persist:
+                self._load_persisted()
+            self._read(process.stdout)
+        self._finished()
 
     def _load_persisted(self) -> None:
         """The persisted summaries, into the tables while the indexing process starts and walks (it then
@@ -108,24 +151,36 @@ class WorkspaceIndex:
         from .store import SummaryStore  # sqlite3 only once an index runs
 
         store = SummaryStore(self.root, self.cache / "workspaces" if self.cache else None, readonly=True)
+        loaded = 0
         try:
-            rows = store.load()
+            for path, data in store.rows():
+                if self._closed:
+                    break
+                loaded += 1
+                if self.covers(path):  # a damaged row is skipped: the walk reads the file again
+                    with contextlib.suppress(ValueError, KeyError, TypeError, IndexError):
+                        self.add_json(data)
+                self.pacer.tick()
         finally:
             store.close()
-        for path, (_, _, data) in rows.items():
-            if self.covers(path):
-                try:
-                    self.add_json(data)
-                except (ValueError, KeyError, TypeError, IndexError):
-                    continue  # a damaged row: the walk reads the file again
-            time.sleep(0)  # the event loop's turn, if it waits for the interpreter lock
         self.stats.loaded_after = time.perf_counter() - self.stats.started
-        self.stats.reused = len(rows)
+        self.stats.reused = loaded
 
     def close(self) -> None:
-        process, self._process = self._process, None
-        if process is None:
-            return
+        """Stop the indexing process (it finishes the command it is on, for 2 s at most) and the reader.
+        Blocks: call it off the event loop (or at exit)."""
+        with self._pipe:
+            self._closed = True
+            self._pending = None
+            process, self._process = self._process, None
+        if process is not None:
+            self._stop(process)
+        reader = self._reader
+        if reader is not None and reader is not threading.current_thread():
+            reader.join(timeout=2)
+
+    @staticmethod
+    def _stop(process: subprocess.Popen[str]) -> None:
         try:
             if process.stdin is not None:
                 process.stdin.close()
@@ -133,8 +188,16 @@ class WorkspaceIndex:
         except (OSError, subprocess.TimeoutExpired):
             process.kill()
             process.wait()
-        if self._reader is not None:
-            self._reader.join(timeout=2)
+
+    @property
+    def pid(self) -> int | None:
+        """The indexing process's id while it runs (tests, stats)."""
+        process = self._process
+        return process.pid if process is not None and process.poll() is None else None
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
 
     def wait_scanned(self, timeout: float | None = None) -> bool:
         """Block until the first walk is done (tests and the command line; never on the event loop)."""
@@ -168,14 +231,32 @@ class WorkspaceIndex:
     def covers(self, path: str) -> bool:
         """Whether ``path`` is a source file of this workspace that the walk would not skip outright."""
         path = os.path.abspath(path)
-        if not path.startswith(self.root + os.sep) or not is_source(path):
+        inside = self.root + os.sep
+        if not path.startswith(inside) or not is_source(path):
             return False
-        parts = os.path.relpath(path, self.root).split(os.sep)
-        return not any(part in SKIPPED_DIRS for part in parts[:-1])
+        return SKIPPED_DIRS.isdisjoint(path[len(inside) :].split(os.sep)[:-1])  # (relpath: 10 times slower)
+
+    def holds_under(self, path: str) -> bool:
+        """Whether ``path`` is an indexed file or a folder with indexed files under it (a deleted folder
+        is reported by its own path)."""
+        path = os.path.abspath(path)
+        inside = path.rstrip(os.sep) + os.sep
+        with self._lock:
+            return path in self._files or any(
+                (folder + os.sep).startswith(inside) for folder, files in self._modules.folders.items() if files
+            )
 
     def _send(self, message: dict[str, Any]) -> None:
-        process = self._process
-        if process is None or process.stdin is None:
+        with self._pipe:
+            if self._pending is not None:  # the process is starting: sent once it runs
+                self._pending.append(message)
+                return
+            if self._process is not None:
+                self._write(self._process, message)
+
+    @staticmethod
+    def _write(process: subprocess.Popen[str], message: dict[str, Any]) -> None:
+        if process.stdin is None:
             return
         try:
             process.stdin.write(json.dumps(message) + "\n")
@@ -193,7 +274,9 @@ class WorkspaceIndex:
                 self._receive(message)
             except Exception as error:  # a bad line must not end the reader
                 log.warning("workspace index: bad message from the indexing process: %s", error)
-            time.sleep(0)  # the event loop's turn, if it waits for the interpreter lock
+            self.pacer.tick()
+
+    def _finished(self) -> None:
         self._scanned.set()
         with self._answers:
             self._updates = 1 << 30  # nothing more will come: release every waiter

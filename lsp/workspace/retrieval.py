@@ -12,10 +12,11 @@ import re
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 
+from lsp.context.code_context import Snippet, relative_path_of
 from lsp.context.documents import Document
-from lsp.context.extract import Snippet, import_texts, relative_path_of
-from lsp.context.index import CLASS_KINDS
 from lsp.context.languages import spec_for
+from lsp.context.snippets import import_texts
+from lsp.context.symbols import CLASS_KINDS
 
 from .imports import ImportRef, parse_imports
 from .index import WorkspaceIndex

@@ -14,6 +14,7 @@ import logging
 import os
 import sqlite3
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 from .summary import FileSummary
@@ -73,6 +74,19 @@ class SummaryStore:
             self._db = db
         except (sqlite3.Error, OSError) as error:
             log.warning("workspace index: not persisted (%s: %s)", self.path, error)
+
+    def rows(self) -> Iterator[tuple[str, str]]:
+        """Every stored row as (path, summary JSON text), read as it is iterated (a restart adds each row to
+        the index as it comes, never holding them all)."""
+        if self._db is None:
+            return
+        try:
+            cursor = self._db.execute("SELECT path, data FROM files WHERE path != ''")
+            for path, data in cursor:
+                if isinstance(path, str) and isinstance(data, str):
+                    yield path, data
+        except sqlite3.Error as error:
+            self._fail(error)
 
     def load(self) -> dict[str, tuple[int, int, str]]:
         """Every stored row: path -> (size, mtime_ns, the summary as JSON text). Not decoded here: a restart

@@ -11,8 +11,9 @@ from functools import cached_property
 from typing import Any
 
 from lsp.context.documents import Document
-from lsp.context.index import CLASS_KINDS, FileIndex, Symbol
+from lsp.context.index import FileIndex
 from lsp.context.languages import Language
+from lsp.context.symbols import CLASS_KINDS, Symbol
 
 from .imports import ImportRef, parse_imports
 

@@ -3,7 +3,8 @@ the packaged .vsix installed, driven in headless Chromium by Playwright, against
 
 It checks what a user sees: the status item; ghost text after typing, accepted with Tab; the CodeLlama
 actions in the Ctrl+. menu; Explain showing its answer as it is written (the first words' time is
-measured); Refactor applying an edit; the status turning to an error when the model server is down and
+measured), then its final answer; Refactor applying an edit; Add docstring's proposal that would not parse
+shown and applied once the user says so; the status turning to an error when the model server is down and
 back when it returns. A screenshot of each step goes to test-artifacts/vscode-real/ (CI artifacts).
 
 The tools come from `bash .ci/vscode-tools` (Chromium and libkrb5-dev from Debian, Node 24 from PyPI,
@@ -61,6 +62,8 @@ def clamp(value, low, high):'''
 COMPLETION = "return max(low, min(value, high))"
 EXPLANATION = "Streaming words: `mean` adds every value and divides the total by how many there are. " * 3
 REFACTORED = "def mean(values):\n    return sum(values) / len(values)"
+# A docstring proposal that would not parse (the closing parenthesis is missing): shown for review.
+UNPARSABLE = 'def mean(values):\n    """The average of values."""\n    return sum(values) / len(values'
 @pytest.fixture
 def code_server(tmp_path: Path, built_extension: Path) -> Iterator[tuple[CodeServer, TGI]]:  # noqa: F811
     tgi = start_tgi()
@@ -173,6 +176,10 @@ def _walk_through(ui: Workbench, server: CodeServer, tgi: TGI, report: dict[str,
     # the first words were on screen while the rest was still being written
     # (the editor may be between two renders when the text is read: either sign of "not yet all" will do)
     assert first.count("Streaming words") < 3 or "… writing" in first, first
+    # The final answer, which the resolved action carries, takes the live view's place: it names where the
+    # code it explains is.
+    report["final_text"] = until("the final explanation", lambda: ui.frame_text("stats.py, line"), timeout=30)
+    assert "Streaming words" in report["final_text"], report["final_text"]
     ui.shot("explain-answer")
 
     # 4b. Explain again, now that the workbench has shown such a view once (a user's usual case).
@@ -196,6 +203,26 @@ def _walk_through(ui: Workbench, server: CodeServer, tgi: TGI, report: dict[str,
     refactored = until("the refactoring lands", lambda: REFACTORED in (t := ui.save_and_read("stats.py")) and t)
     report["after_refactor"] = refactored
     ui.shot("refactor-applied")
+
+    # 5b. A proposal that would not parse is shown and applied only if the user says so (written at the model's
+    # pace: the action's live preview opens and closes meanwhile, as for a user).
+    tgi.script({"text": f"```python\n{UNPARSABLE}\n```", "delay": 0.3, "chunk_delay": 0.05})
+    ui.open_file("stats.py")
+    ui.go_to(2)
+    ui.code_actions()
+    ui.choose("CodeLlama: Add docstring")
+    question = page.locator(".notification-toast", has_text="Apply it anyway?")
+    until("the question whether to apply the proposal", lambda: question.count(), timeout=30)
+    report["review_question"] = question.first.inner_text()
+    preview = page.locator('.tab[aria-label^="CodeLlama- Add docstring (preview)"]')
+    until("the live preview closes", lambda: preview.count() == 0)
+    ui.shot("review-proposal")
+    question.first.get_by_role("button", name="Apply anyway").click()
+    ui.open_file("stats.py")
+    report["after_review"] = until(
+        "the proposal lands", lambda: UNPARSABLE in (t := ui.save_and_read("stats.py")) and t
+    )
+    ui.shot("review-applied")
 
     # 6. The model server goes down: the status turns to an error; it returns: the status recovers.
     port = int(tgi.url.rsplit(":", 1)[1])

@@ -186,7 +186,9 @@ class Workbench:
         self.keys("Control+p")
         self.quick_input_shown(True)
         self.page.keyboard.type(name)
-        until("quick open lists the file", lambda: self.page.locator(".quick-input-list .monaco-list-row").count())
+        # the list first shows recently opened editors: wait until the file heads it
+        first = self.page.locator(".quick-input-list .monaco-list-row").first
+        until("quick open lists the file", lambda: first.count() and name in first.inner_text())
         self.keys("Enter")
         self.quick_input_shown(False)
         until(f"{name} is open", lambda: self.page.locator(f'.tab[aria-label^="{name}"]').count())

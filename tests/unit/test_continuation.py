@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from lsp.context.code_context import Snippet
 from lsp.context.documents import Document
-from lsp.context.extract import Snippet, context_at
+from lsp.context.extract import context_at
 from lsp.continuation import code_window, continuation_prompt, continuing, line_comment
 from lsp.prompt.templates import PromptStore
 

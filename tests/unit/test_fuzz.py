@@ -12,8 +12,9 @@ from hypothesis import strategies as st
 
 from lsp.cleanup import clean_completion, extract_code
 from lsp.context.documents import Document
-from lsp.context.extract import context_at, selection_context, target_range
+from lsp.context.extract import context_at, selection_context
 from lsp.context.positions import InvalidPosition, LineIndex, utf16_len
+from lsp.context.syntax import target_range
 
 # Text that exercises the mapping: every line break LSP knows, astral and CJK characters, NUL, a lone
 # surrogate (a JSON string may spell one), tabs.

@@ -27,7 +27,8 @@ from lsp.cleanup import (
 from lsp.cleanup.python_indentation import indentation_errors
 from lsp.completion.stopper import CompletionStopper
 from lsp.context.documents import Document
-from lsp.context.extract import block_end, context_at, parses_cleanly
+from lsp.context.extract import context_at
+from lsp.context.syntax import block_end, parses_cleanly
 
 CORPUS = Path(__file__).parent / "data" / "completions"
 MARK = "<|cursor|>"

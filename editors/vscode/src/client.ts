@@ -1,6 +1,6 @@
 // The language client: starting `codellama-lsp serve`, the middleware that keeps VS Code's side of the
-// protocol (explanations rendered here, not by the server), and typed access to the server's
-// commands.
+// protocol (explanations rendered here, not by the server; the commands resolved code actions carry run
+// here, where VS Code would drop them), and typed access to the server's commands.
 
 import * as readline from 'node:readline';
 import * as vscode from 'vscode';
@@ -163,6 +163,20 @@ export class ServerClient implements vscode.Disposable {
                     }
                     return next(command, args);
                 },
+                // VS Code drops a command that codeAction/resolve adds to an action once the code action menu
+                // has closed (its extension host forgets the menu's commands when the menu is released, which
+                // happens before a resolve that runs the model returns); the edit survives. The server's
+                // commands (show an explanation, review a proposal) are therefore run here, as VS Code would
+                // have run them, and taken off the action so that they never run twice.
+                resolveCodeAction: async (item, token, next) => {
+                    const resolved = await next(item, token);
+                    const command = resolved?.command;
+                    if (resolved && command && this.isServerCommand(command.command)) {
+                        resolved.command = undefined;
+                        void this.runResolvedCommand(command);
+                    }
+                    return resolved;
+                },
                 // The server debounces typed requests (codellama.completion.debounceMs), drops superseded ones and
                 // answers from its cache; VS Code cancels the requests the user typed past. Only skip the round
                 // trip while completions are toggled off.
@@ -173,6 +187,21 @@ export class ServerClient implements vscode.Disposable {
                     settings.suggestions ? next(document, position, context, token) : undefined,
             },
         };
+    }
+
+    /** A command the server executes (workspace/executeCommand), as it announced them. */
+    private isServerCommand(name: string): boolean {
+        return this.client?.initializeResult?.capabilities.executeCommandProvider?.commands.includes(name) ?? false;
+    }
+
+    /** Runs a resolved code action's command through the command the language client registered for it
+     * (an explanation is shown by the middleware above; a review asks the user, up to minutes). */
+    private async runResolvedCommand(command: vscode.Command): Promise<void> {
+        try {
+            await vscode.commands.executeCommand(command.command, ...(command.arguments ?? []));
+        } catch (error) {
+            this.output.error(`${command.title}: ${error instanceof Error ? error.message : String(error)}`);
+        }
     }
 
     async stop(): Promise<void> {

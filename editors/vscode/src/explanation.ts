@@ -1,10 +1,13 @@
-// Explanations and answers are markdown: shown as a read-only virtual document in VS Code's markdown
-// preview, beside the code. Nothing is written to disk and nothing asks to be saved on close.
+// Explanations and answers are markdown: shown as a read-only virtual document beside the code. Nothing
+// is written to disk and nothing asks to be saved on close.
 //
-// While an action runs, the server streams its answer so far (codellama/partial) into a markdown editor
-// beside the code, opened as the work begins (so that it is ready by the first words): an editor shows
-// text at once, where the markdown preview's webview takes seconds to start the first time. An explanation's final answer then replaces
-// the text in place; a refactoring's preview closes when the edit is offered.
+// While an action runs, the server streams its answer so far (codellama/partial) into an editor beside the
+// code, opened as the work begins (so that it is ready by the first words). While the text grows it is
+// plain text: every update of a virtual document goes through the workbench (a diff in the editor worker,
+// then the editor's render), and a markdown document adds its grammar's tokenization to each, seconds the
+// first time on a cold workbench, before the first words could show. Once the answer is complete the view
+// becomes markdown, and an explanation's final answer replaces the text in place; a refactoring's preview
+// closes when the edit is offered.
 
 import * as vscode from 'vscode';
 import { Explanation, explanationMarkdown, isMarkdownAction, PartialParams } from './protocol';
@@ -17,7 +20,10 @@ const AWAIT_FINAL_MS = 30_000;
 interface LiveView {
     uri: vscode.Uri;
     title: string;
+    /** An explanation or answer (markdown once complete), else a code preview. */
     markdown: boolean;
+    /** Settles once its editor is shown (or could not be). */
+    opened: Promise<void>;
 }
 
 export class ExplanationView implements vscode.TextDocumentContentProvider, vscode.Disposable {
@@ -63,19 +69,23 @@ export class ExplanationView implements vscode.TextDocumentContentProvider, vsco
                 return;
             }
             const markdown = isMarkdownAction(params.action);
-            view = { uri: this.newUri(markdown ? params.title : `${params.title} (preview)`), title: params.title, markdown };
+            const name = markdown ? params.title : `${params.title} (preview)`;
+            const uri = this.newUri(name, '');
+            this.set(uri, liveMarkdown(params.title, params.text, undefined));
+            view = { uri, title: params.title, markdown, opened: this.open(uri, 'text') };
             this.live.set(params.token, view);
-            this.set(view.uri, liveMarkdown(view.title, params.text, undefined));
-            void this.open(view.uri, false);
         } else {
             this.set(view.uri, liveMarkdown(view.title, params.text, params.done ? params.outcome ?? 'done' : undefined));
         }
         if (params.done) {
             this.live.delete(params.token);
-            if (view.markdown && params.outcome === 'done') {
-                this.awaiting = { view, until: Date.now() + AWAIT_FINAL_MS };
-            } else if (!view.markdown) {
-                void this.close(view.uri);
+            if (view.markdown) {
+                void this.renderMarkdown(view);
+                if (params.outcome === 'done') {
+                    this.awaiting = { view, until: Date.now() + AWAIT_FINAL_MS };
+                }
+            } else {
+                void this.close(view);
             }
         }
     }
@@ -88,16 +98,16 @@ export class ExplanationView implements vscode.TextDocumentContentProvider, vsco
             this.set(awaiting.view.uri, explanationMarkdown(explanation));
             return;
         }
-        const name = explanation.title.replace(/[^\w. -]+/g, '-').trim() || 'Explanation';
-        const uri = this.newUri(name);
+        const uri = this.newUri(explanation.title, '.md');
         this.set(uri, explanationMarkdown(explanation));
-        await this.open(uri, true);
+        await this.open(uri, 'preview');
     }
 
-    private newUri(title: string): vscode.Uri {
+    /** A new document's URI; `extension` '.md' makes it markdown from the start, '' plain text. */
+    private newUri(title: string, extension: '' | '.md'): vscode.Uri {
         this.counter += 1;
         const name = title.replace(/[^\w. ()-]+/g, '-').trim() || 'Explanation';
-        return vscode.Uri.from({ scheme: EXPLANATION_SCHEME, path: `/${name}.md`, query: String(this.counter) });
+        return vscode.Uri.from({ scheme: EXPLANATION_SCHEME, path: `/${name}${extension}`, query: String(this.counter) });
     }
 
     private set(uri: vscode.Uri, text: string): void {
@@ -116,9 +126,12 @@ export class ExplanationView implements vscode.TextDocumentContentProvider, vsco
         }
     }
 
-    /** Markdown in the built-in preview (it reads the document through this provider), or as source. */
-    private async open(uri: vscode.Uri, preview: boolean): Promise<void> {
-        if (preview) {
+    /**
+     * 'preview': markdown in the built-in preview (it reads the document through this provider), or as
+     * markdown source where the preview is unavailable; 'text': an editor showing the document as it is.
+     */
+    private async open(uri: vscode.Uri, how: 'preview' | 'text'): Promise<void> {
+        if (how === 'preview') {
             try {
                 await vscode.commands.executeCommand('markdown.showPreviewToSide', uri);
                 return;
@@ -128,16 +141,35 @@ export class ExplanationView implements vscode.TextDocumentContentProvider, vsco
         }
         try {
             const doc = await vscode.workspace.openTextDocument(uri);
-            await vscode.languages.setTextDocumentLanguage(doc, 'markdown');
+            if (how === 'preview') {
+                await vscode.languages.setTextDocumentLanguage(doc, 'markdown');
+            }
             await vscode.window.showTextDocument(doc, { viewColumn: vscode.ViewColumn.Beside, preview: true, preserveFocus: true });
         } catch (error) {
             this.log.warn(`could not show ${uri.path}: ${String(error)}`);
         }
     }
 
-    /** Closes a code preview's editor once the edit it previewed is offered. */
-    private async close(uri: vscode.Uri): Promise<void> {
-        const key = uri.toString();
+    /** A live view whose answer is complete: from plain text to markdown (highlighted, with its outline). */
+    private async renderMarkdown(view: LiveView): Promise<void> {
+        await view.opened;
+        const key = view.uri.toString();
+        const doc = vscode.workspace.textDocuments.find((d) => d.uri.toString() === key);
+        if (doc === undefined || doc.languageId === 'markdown') {
+            return;
+        }
+        try {
+            await vscode.languages.setTextDocumentLanguage(doc, 'markdown');
+        } catch (error) {
+            this.log.debug(`the explanation stays plain text: ${String(error)}`);
+        }
+    }
+
+    /** Closes a code preview's editor once the edit it previewed is offered (a quick answer can be complete
+     * before its editor is shown: then once it is shown). */
+    private async close(view: LiveView): Promise<void> {
+        await view.opened;
+        const key = view.uri.toString();
         const tabs = vscode.window.tabGroups.all
             .flatMap((group) => group.tabs)
             .filter((tab) => tab.input instanceof vscode.TabInputText && tab.input.uri.toString() === key);

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from lsp.context.extract import CodeContext, Snippet
+from lsp.context.code_context import CodeContext, Snippet
 from lsp.prompt.budget import Budget, build_prompt
 from lsp.prompt.templates import PromptStore
 from lsp.prompt.tokens import TokenizersCounter, load_counter

@@ -6,7 +6,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lsp.context.documents import PARSE_SLICE, Document, DocumentStore, UnknownDocument
+from lsp.context.documents import PARSE_SLICE, Document, UnknownDocument
+from lsp.context.store import DocumentStore
 from lsp.uris import uri_to_path
 
 from .helpers import DATA, assert_index_consistent, fresh, lsp_range, nodes, symbols

@@ -1,0 +1,106 @@
+"""The upkeep a large file needs (its first parse, the definitions index after an edit that re-parses the rest
+of the file) goes in small steps that a server runs between messages, and each step leaves the document
+readable with what it knew before."""
+
+from __future__ import annotations
+
+from lsp.completion.stopper import CompletionStopper
+from lsp.context.documents import Document
+from lsp.context.extract import context_at
+from lsp.context.store import DocumentStore
+from lsp.context.syntax import block_end, parses_cleanly
+from tests.e2e.helpers import records
+from tests.unit.context.helpers import assert_index_consistent, fresh, index_state, nodes
+
+URI = "file:///project/records.js"
+TINY = 1e-6  # a budget no step fits in: each call does the least it can
+
+
+def _row(text: str) -> int:
+    lines = text.split("\n")
+    return next(i for i, line in enumerate(lines) if line.startswith("export function helper100(")) + 1
+
+
+def test_a_large_file_is_parsed_and_indexed_in_steps_after_it_opens() -> None:
+    text = records(400)
+    store = DocumentStore()
+    doc = store.open(URI, "javascript", 1, text, budget=TINY)
+    assert store.behind and not doc.caught_up
+    steps = 0
+    while not store.catch_up(TINY):
+        steps += 1
+    assert steps > 10
+    assert doc.caught_up
+    assert list(nodes(doc.tree)) == list(nodes(fresh(doc).tree))  # type: ignore[arg-type]
+    assert_index_consistent(doc)
+
+
+def test_an_index_refresh_in_steps_keeps_what_it_knew_until_it_is_done() -> None:
+    text = records(400)
+    doc = Document(URI, "javascript", 1, text)
+    index = doc.index
+    assert index is not None
+    before = index_state(index)
+    row = _row(text)
+    typed = "  compute(this.items["  # an open bracket: the rest of the file is parsed again with error recovery
+    doc.apply_changes([(typed, ((row, 0), (row, 0)))], 2)
+    doc.tree  # noqa: B018 - the re-parse, done; the index is now stale over the rest of the file
+    assert doc.index_due
+    steps = 0
+    while not doc.index_step(TINY):
+        steps += 1
+        # between steps, every definition known before is still there, where it now is
+        assert sorted(index.by_name) == sorted(before["names"])  # type: ignore[arg-type]
+        assert "helper399" in index.by_name
+    assert steps > 10
+    assert_index_consistent(doc)
+
+
+def test_an_edit_during_a_refresh_starts_it_again_on_the_new_text() -> None:
+    text = records(300)
+    doc = Document(URI, "javascript", 1, text)
+    doc.index  # noqa: B018
+    row = _row(text)
+    doc.apply_changes([("  compute(this.items[", ((row, 0), (row, 0)))], 2)
+    doc.tree  # noqa: B018
+    for _ in range(5):
+        doc.index_step(TINY)
+    doc.apply_changes([("export function added(x) { return x; }\n", ((1, 0), (1, 0)))], 3)
+    doc.tree  # noqa: B018
+    while not doc.index_step(TINY):
+        pass
+    index = doc.index
+    assert index is not None and "added" in index.by_name
+    assert_index_consistent(doc)
+
+
+def test_context_after_the_steps_sees_a_definition_far_from_the_cursor() -> None:
+    text = records(300)
+    store = DocumentStore()
+    doc = store.open(URI, "javascript", 1, text, budget=TINY)
+    while not store.catch_up(TINY):
+        pass
+    row = _row(text)
+    typed = "  helper250("
+    store.change(URI, 2, [(typed, ((row, 0), (row, 0)))], budget=TINY)
+    while not store.catch_up(TINY):
+        pass
+    context = context_at(doc, doc.lines.offset_at(row, len(typed)))
+    assert any(s.title.startswith("export function helper250") or "helper250" in s.title for s in context.definitions)
+
+
+def test_completion_checks_in_a_huge_file_with_an_open_bracket_answer_as_the_whole_file_would() -> None:
+    # the reply's syntax is judged on a window of the file around the cursor, not on all of it
+    text = records(1040)
+    row = _row(text)
+    replies = ["index]);", "index]);\n  return total;\n}\n\nexport function more() {\n  return 1;\n}\n",
+               "scale);\n  return total;\n}\n", "return total;\n}\n"]
+    for typed in ("  compute(this.items[", "  const total = value * (", "  "):
+        doc = Document(URI, "javascript", 1, text)
+        doc.apply_changes([(typed, ((row, 0), (row, 0)))], 2)
+        offset = doc.lines.offset_at(row, len(typed))
+        stopper = CompletionStopper(context_at(doc, offset), max_lines=8, doc=doc, offset=offset)
+        assert stopper.syntax is not None
+        for reply in replies:
+            assert stopper.parses(reply) == parses_cleanly(doc, offset, offset, reply), (typed, reply)
+            assert stopper.block_end(reply) == block_end(doc, offset, reply), (typed, reply)
