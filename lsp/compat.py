@@ -25,9 +25,7 @@ pygls (tested: :data:`TESTED_PYGLS`):
   "initialize" and "shutdown")
 * After a ``Content-Length`` that lies, pygls's reader never finds the next message again: a body too long
   swallows the next message (and waits for bytes that never come), one too short leaves the rest glued to the
-  next header. :class:`ResyncingReader` finds the next header, and notes when each message arrived
-  (:data:`MESSAGE_ARRIVED`: pygls's reader tells no time; a completion's debounce runs from then). (no
-  upstream issue found)
+  next header. :class:`ResyncingReader` finds the next header. (no upstream issue found)
 * Documents are not kept twice: pygls keeps each open document in its workspace and applies every change to
   it too (O(file) per keystroke); the server has its own store (lsp/context/documents.py), so the built-in
   document handlers call the server's straight away.
@@ -43,7 +41,6 @@ https://github.com/tree-sitter/py-tree-sitter/pull/488.
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import ctypes
 import functools
 import inspect
@@ -227,32 +224,23 @@ def shut_down(protocol: LanguageServerProtocol) -> bool:
     return bool(protocol._shutdown)
 
 
-# When the message being handled reached the server (the event loop's clock): when the read that completed it
-# returned, which may be well before its handler runs (the messages read with it are handled first). Set by
-# ResyncingReader as it hands a body to pygls, in the reading task, whose context the task pygls starts for the
-# message's handler inherits; None where pygls's own reader reads (TCP).
-MESSAGE_ARRIVED: contextvars.ContextVar[float | None] = contextvars.ContextVar("message_arrived", default=None)
-
-
 class ResyncingReader:
     """pygls's reader interface over stdin, which finds the next message after a ``Content-Length`` that
     lies. A daemon thread reads what is there (up to :data:`READ_SIZE` bytes at a time) and hands it to the
     loop; header lines and bodies are served from that: one wake-up of the loop per read, where pygls's reader
     takes a hop to its thread pool per header line and per body. Being a daemon, the thread never keeps the
-    process alive once ``exit`` was handled, whatever stdin does (a pool thread blocked in a read would).
-    Each body handed over sets :data:`MESSAGE_ARRIVED` (pygls's reader tells no time)."""
+    process alive once ``exit`` was handled, whatever stdin does (a pool thread blocked in a read would)."""
 
     def __init__(self, stdin: BinaryIO) -> None:
         self._read = _reader(stdin)
-        self._chunks: asyncio.Queue[tuple[bytes, float]] | None = None
-        self._arrived: float | None = None  # when the last chunk was read
+        self._chunks: asyncio.Queue[bytes] | None = None
         self._buffer = bytearray()
         self._searched = 0  # the buffer holds no header before this index
         self._ended = False
 
-    def _start(self) -> asyncio.Queue[tuple[bytes, float]]:
+    def _start(self) -> asyncio.Queue[bytes]:
         loop = asyncio.get_running_loop()
-        chunks: asyncio.Queue[tuple[bytes, float]] = asyncio.Queue()
+        chunks: asyncio.Queue[bytes] = asyncio.Queue()
 
         def pump() -> None:
             while True:
@@ -261,7 +249,7 @@ class ResyncingReader:
                 except (OSError, ValueError):  # closed
                     chunk = b""
                 try:
-                    loop.call_soon_threadsafe(chunks.put_nowait, (chunk, loop.time()))
+                    loop.call_soon_threadsafe(chunks.put_nowait, chunk)
                 except RuntimeError:  # the loop is closed: the server is done
                     return
                 if not chunk:
@@ -275,7 +263,7 @@ class ResyncingReader:
             return False
         if self._chunks is None:
             self._chunks = self._start()
-        chunk, self._arrived = await self._chunks.get()
+        chunk = await self._chunks.get()
         if not chunk:
             self._ended = True
             return False
@@ -302,7 +290,6 @@ class ResyncingReader:
         while len(self._buffer) < n and self._next_header() is None:
             if not await self._fill():
                 break
-        MESSAGE_ARRIVED.set(self._arrived)
         found = self._next_header()
         if found is not None and found < n:
             log.warning("a message was shorter than its Content-Length said; skipped to the next one")

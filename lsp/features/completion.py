@@ -7,7 +7,6 @@ from collections.abc import Callable
 
 from lsprotocol import types
 
-from lsp.compat import MESSAGE_ARRIVED
 from lsp.completion.pipeline import PreparedCompletion, complete_prepared, prepare_completion, prepare_context
 from lsp.context.documents import Document
 from lsp.errors import CodellamaError
@@ -130,11 +129,6 @@ async def _complete(ls: CodellamaServer, doc: Document, at: int, *, invoked: boo
         return text
 
     wait = 0.0 if invoked else settings.debounce_ms / 1000  # no debounce when the user asked explicitly
-    arrived = MESSAGE_ARRIVED.get()
-    if wait and arrived is not None:
-        # counted from when the request reached the server: the edit read with it, handled first, and reading
-        # the request are part of the pause, not added to it
-        wait = max(0.0, arrived + wait - asyncio.get_running_loop().time())
     text = await flow.complete(
         doc.uri, snapshot.text[:at], snapshot.text[at:], generate, language=doc.language_id, debounce=wait,
         prepare=prepare,

@@ -132,22 +132,3 @@ async def test_the_reader_finds_the_next_message_after_a_content_length_that_lie
             assert await reader.readline() == b"\r\n"
             assert await reader.readexactly(3) == b'{"a'
     assert await reader.readline() == b""
-
-
-async def test_the_reader_tells_when_each_message_arrived_not_when_it_is_read() -> None:
-    """Two messages read together (an edit and the completion request after it): the second one's arrival
-    is the time of that read, however long the first one's handling takes."""
-    loop = asyncio.get_running_loop()
-    one = b'Content-Length: 2\r\n\r\n{}'
-    reader = compat.ResyncingReader(io.BytesIO(one + one))
-    before = loop.time()
-    assert await reader.readline() == b"Content-Length: 2\r\n"
-    assert await reader.readline() == b"\r\n"
-    assert await reader.readexactly(2) == b"{}"
-    arrived = compat.MESSAGE_ARRIVED.get()
-    assert arrived is not None and before <= arrived <= loop.time()
-    await asyncio.sleep(0.05)  # the first message's handling
-    await reader.readline()
-    await reader.readline()
-    assert await reader.readexactly(2) == b"{}"
-    assert compat.MESSAGE_ARRIVED.get() == arrived
