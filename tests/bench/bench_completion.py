@@ -9,12 +9,13 @@ characters of the suggestion the same way. The bursts run twice: with a client t
 keystroke made stale (as VS Code does) and with one that does not. A last phase cancels requests while the
 model server is still thinking (before the first token) or streaming.
 
-Reported, with the targets of issue #5:
+Reported, with the targets of issues #5 and #15:
 - generation requests (POST /generate_stream) per burst: at most 2;
 - streams left open after cancellation: 0, each closed within 50 ms of the $/cancelRequest;
-- the latency the server adds on top of the model server's own, p50 under 5 ms: answers to typed-through
-  keystrokes (no model call: all of it is the server's), and for generated answers the end-to-end latency
-  minus the debounce minus the model server's own time (its handler's start to end, in its process).
+- the latency the server adds on top of the model server's own: answers to typed-through keystrokes (no
+  model call: all of it is the server's; p50 under 5 ms), and for generated answers the end-to-end latency
+  minus the debounce minus the model server's own time (its handler's start to end, in its process): the
+  server's own time on top of its debounce, p50 under 7 ms (#15; under 10 ms for all the latency it adds).
   End to end runs from when the request's bytes are written to when its answer is read: the test client's
   own Python work (building the message, resuming the waiting task) is not counted.
 """
@@ -532,7 +533,7 @@ def report(results: Results) -> bool:
             end_to_end.append(last.latency_ms)
             added.append(last.latency_ms - DEBOUNCE_MS - own)
     table(
-        "Latency the server adds, ms (target: p50 under 5 ms)",
+        "Latency the server adds, ms (targets: p50 under 5 ms typed through, under 7 ms generated)",
         ["answers", "n", "p50", "p95", "max", "target"],
         [
             [
@@ -549,7 +550,7 @@ def report(results: Results) -> bool:
                 ms(added, 0.5),
                 ms(added, 0.95),
                 ms(added, 1),
-                verdict(bool(added) and percentile(added, 0.5) < 5),
+                verdict(bool(added) and percentile(added, 0.5) < 7),
             ],
             [
                 "  generated: end-to-end",
