@@ -80,20 +80,12 @@ async def complete(
     *,
     others: Iterable[Document] = (),
     root: str | None = None,
-    snapshot: Document | None = None,
 ) -> str:
-    """The text to insert at ``offset`` in ``doc``. The stream is closed when the block ends, and the
-    suggestion is cut back to what adds no syntax error in ``snapshot`` (the document as the request saw it;
-    ``doc`` itself when it cannot change meanwhile)."""
+    """The text to insert at ``offset`` in ``doc`` (which does not change meanwhile: the command line's). The
+    stream is closed when the block ends, and the suggestion is cut back to what adds no syntax error."""
     context = prepare_context(doc, offset, others=others, root=root, workspace=assistant.workspace)
-    return await complete_context(assistant, context, doc=snapshot or doc, offset=offset)
-
-
-async def complete_context(
-    assistant: Assistant, context: CodeContext, *, doc: Document | None = None, offset: int | None = None
-) -> str:
-    """The text to insert at the cursor of ``context`` (see :func:`prepare_completion`)."""
-    return await complete_prepared(assistant, prepare_completion(assistant, context, doc=doc, offset=offset))
+    prepared = prepare_completion(assistant, context, doc=doc, offset=offset)
+    return await complete_prepared(assistant, prepared)
 
 
 def _prompt(assistant: Assistant, context: CodeContext, budget: Budget) -> BuiltPrompt:

@@ -3,7 +3,10 @@ clean-up's syntax questions are answered over the document (a window of it, for 
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Callable
+
+from tree_sitter import Node
 
 from lsp.cleanup import clean_completion, completion_decided, prepare_cleanup
 from lsp.context.code_context import CodeContext
@@ -28,6 +31,10 @@ def _checkable(doc: Document, offset: int) -> bool:
     start = text.rfind("\n", 0, offset) + 1
     end = text.find("\n", offset)
     return (len(text) if end < 0 else end) - start <= MAX_CHECKED_LINE
+
+def _end_byte(node: Node | None) -> int:
+    return node.end_byte if node is not None else 0
+
 
 class CompletionStopper:
     """Decide from the partial reply that the completion is complete, so the stream can be closed; and
@@ -114,14 +121,9 @@ class CompletionStopper:
         byte = lines.byte_at(self.offset)
         root = tree.root_node
         count = root.child_count
-        at, high = 0, count  # the first top-level node ending at or after the cursor (bisected: a file may have
-        while at < high:     # tens of thousands; Node.first_child_for_byte crashes past the last one)
-            middle = (at + high) // 2
-            child = root.child(middle)
-            if child is not None and child.end_byte >= byte:
-                high = middle
-            else:
-                at = middle + 1
+        # the first top-level node ending at or after the cursor (bisected: a file may have tens of thousands;
+        # Node.first_child_for_byte crashes past the last one)
+        at = bisect_left(range(count), byte, key=lambda i: _end_byte(root.child(i)))
         before = root.child(at - 1) if at > 0 else None
         after = root.child(at + 1) if at + 1 < count else None
         first = before.start_byte if before is not None else 0

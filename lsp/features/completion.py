@@ -89,17 +89,21 @@ async def _complete(ls: CodellamaServer, doc: Document, at: int, *, invoked: boo
         context = prepare_context(source, at, others=others, root=ls.root, workspace=assistant.workspace)
         return prepare_completion(assistant, context, doc=frozen, offset=at)
 
-    async def prepare() -> None:
-        # While the debounce runs, from the live document when it still has the text as asked (its tree and
-        # index are current or being brought up to date between messages); dropped if it changes meanwhile.
-        nonlocal prepared
-        if not unchanged():
-            return
-        await _caught_up(ls, doc, snapshot.version)
+    async def live() -> tuple[Document, Document] | None:
+        """The live document once its upkeep is done, and a snapshot of it with its tree (for the clean-up:
+        the document may change meanwhile), while it still has the text as asked; else None."""
         if unchanged():
+            await _caught_up(ls, doc, snapshot.version)
+            if unchanged():
+                return doc, doc.snapshot()
+        return None
+
+    async def prepare() -> None:
+        # While the debounce runs, from the live document; dropped if it changes meanwhile.
+        nonlocal prepared
+        if (current := await live()) is not None:
             try:
-                # (a snapshot of the current tree, for the clean-up: the document may change meanwhile)
-                prepared = preparation(doc, doc.snapshot())
+                prepared = preparation(*current)
             except CodellamaError:
                 prepared = None  # built again, and reported, when the model is asked
 
@@ -110,14 +114,8 @@ async def _complete(ls: CodellamaServer, doc: Document, at: int, *, invoked: boo
         ls.status("busy")
         try:
             if work is None:
-                source, frozen = snapshot, snapshot
-                if unchanged():
-                    await _caught_up(ls, doc, snapshot.version)
-                    if unchanged():
-                        # the same text, now with its tree: a snapshot of it has that tree too (the first one
-                        # would finish the re-parse on its own, in one piece, when the clean-up reads its tree)
-                        source, frozen = doc, doc.snapshot()
-                work = preparation(source, frozen)
+                # (the first snapshot would finish a pending re-parse in one piece when the clean-up reads it)
+                work = preparation(*(await live() or (snapshot, snapshot)))
             text = await complete_prepared(assistant, work)
         except CodellamaError as error:
             ls.report(error, "completion")  # once for all the requests waiting on this generation
