@@ -38,10 +38,16 @@ def warm_up(settings: Settings) -> None:
     except CodellamaError:
         return  # said when a request needs a backend
     if name in ("tgi", "openai"):
+        import anyio
+        import httpcore  # noqa: F401 - httpx loads it with its first client
+
         from lsp.backends import openai, tgi  # noqa: F401
         from lsp.backends.http import default_tls
 
         default_tls(settings.proxy is None)
+        # httpcore's connection pool takes its events from anyio, which loads its asyncio support with the
+        # first of them (about 15 ms): loaded here, by a loop of this thread's own
+        anyio.run(anyio.sleep, 0)
     else:
         from lsp.backends import local  # noqa: F401
     gc.freeze()  # long-lived like the rest of what is loaded (see the server's start)

@@ -35,6 +35,24 @@ class _Refresh:
     pieces: list[tuple[int, int, int, int]]  # (lo, hi) of a piece, (lo, hi) of its region; last first
     found: list[Symbol] = field(default_factory=list)
     known: set[tuple[int, int, str, str]] = field(default_factory=set)
+    previous: dict[int, Symbol] = field(default_factory=dict)  # the dropped symbols, by where they are
+
+    def add(self, symbol: Symbol) -> None:
+        """Take a symbol the query found; the dropped symbol it equals, if any, in its place.
+
+        An edit that opens a bracket drops every symbol after it, and the query finds most of them again
+        unchanged: keeping those objects (their cached texts cleared, as their text may differ) rather than
+        thousands of new ones spares the garbage collector, whose passes over young objects would hold
+        the event loop for milliseconds each."""
+        job_key = symbol.key
+        if job_key in self.known:
+            return
+        self.known.add(job_key)
+        old = self.previous.get(_place(symbol))
+        if old is not None and old.same_as(symbol):
+            old.cache = None
+            symbol = old
+        self.found.append(symbol)
 
 
 def _intersects(symbol: Symbol, lo: int, hi: int) -> bool:
@@ -55,6 +73,10 @@ def _merge(ranges: Iterable[tuple[int, int]]) -> list[list[int]]:
 def _discard(items: list[Symbol], symbol: Symbol) -> None:
     with suppress(ValueError):
         items.remove(symbol)  # identity: symbols have no __eq__
+
+
+def _place(symbol: Symbol) -> int:
+    return symbol.outer << 32 | symbol.end  # an int: no new object for the collector to track
 
 
 def _outer(symbol: Symbol) -> int:
@@ -151,9 +173,8 @@ class FileIndex:
             # matches overlapping the range come whole, and a pattern rooted at the file's root node (module
             # constants) overlaps any range: keep only what touches the region, like what was dropped
             for symbol in collect_symbols(self.language, tree, data, (max(0, lo - 1), min(size, hi + 1))):
-                if _intersects(symbol, region_lo, region_hi) and symbol.key not in job.known:
-                    job.known.add(symbol.key)
-                    job.found.append(symbol)
+                if _intersects(symbol, region_lo, region_hi):
+                    job.add(symbol)
             if not pieces and deadline is not None and time.perf_counter() > deadline:
                 return False  # the tables are rebuilt in a slice of their own
         self._finish(job, tree, data)
@@ -186,7 +207,8 @@ class FileIndex:
             for piece in range(lo, max(hi, lo + 1), REFRESH_PIECE)
         ]
         pieces.reverse()  # popped from the end: in order
-        return _Refresh([(lo, hi) for lo, hi in regions], symbols, removed, pieces)
+        return _Refresh([(lo, hi) for lo, hi in regions], symbols, removed, pieces,
+                        previous={_place(symbol): symbol for symbol in removed})
 
     def _finish(self, job: _Refresh, tree: Tree, data: bytes) -> None:
         """Put what a complete refresh found in place of what it dropped."""

@@ -76,6 +76,14 @@ class Symbol:
         if self._name >= 0:
             self._name += shift
 
+    def same_as(self, other: Symbol) -> bool:
+        """Whether ``other`` (found by a later query) is this definition, at the same place."""
+        return (
+            self.outer == other.outer and self.end == other.end and self._start == other._start
+            and self._sig == other._sig and self._name == other._name and self.base == other.base
+            and self.name == other.name and self.scope == other.scope
+        )
+
     @property
     def key(self) -> tuple[int, int, str, str]:
         return (self.outer + self._start, self.end, self.base, self.name)

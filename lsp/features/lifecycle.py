@@ -31,6 +31,7 @@ def register(server: CodellamaServer) -> None:
         ls.documents.encoding = negotiated_encoding(ls.workspace.position_encoding)
         ls.pending_problems += ls.apply_settings(_as_dict(params.initialization_options))
         streaming.negotiate(ls, params.initialization_options)
+        workspace_feature.prepare(ls)
 
     @server.feature(types.INITIALIZED)
     def initialized(ls: CodellamaServer, params: types.InitializedParams) -> None:

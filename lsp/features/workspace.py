@@ -81,6 +81,13 @@ def folders(ls: CodellamaServer) -> list[str]:
     return list(dict.fromkeys(os.path.abspath(p) for p in paths))
 
 
+def prepare(ls: CodellamaServer) -> None:
+    """Load the index's modules while ``initialize`` is answered, when an index will run: the client sends
+    nothing else until it has the answer, whereas loading them in :func:`sync` holds up its messages."""
+    if ls.settings.workspace.enable and ls.root is not None:
+        _state(ls)
+
+
 async def sync(ls: CodellamaServer) -> None:
     """Bring the indexes in line with the folders and the settings: start those missing, stop those no
     longer wanted (the setting turned off, a folder removed), restart those whose caps or exclusions

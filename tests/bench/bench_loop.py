@@ -9,7 +9,9 @@ not serve a message. Each round edits the file so that a bracket opens (tree-sit
 of the file) and sends an automatic inline completion right after it, as an editor does; the next round
 starts once the answer came and the server settled. Reported: the holds over 10 ms while opening the file,
 and in the rounds (target issue #15: none over 10 ms), counted per callback (the CPU time one handler or
-one slice of work between messages took) and from beat to beat; and the completions' end-to-end latency.
+one slice of work between messages took) and from beat to beat; the garbage collector's passes by
+generation (CPU time; ``--verbose`` shows those inside the longest callbacks); and the completions'
+end-to-end latency.
 
 ``--python`` runs another checkout's server (its interpreter imports its ``lsp``), for before/after numbers.
 """
@@ -19,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import atexit
+import gc
 import json
 import os
 import shutil
@@ -81,8 +84,21 @@ def serve() -> int:
 
     asyncio.Handle._run = timed  # type: ignore[method-assign]
 
+    # The garbage collector's passes (a public hook): a pass runs inside whichever callback allocated last,
+    # so a callback's hold may be mostly the collector's.
+    passes: list[tuple[float, int, float]] = []  # (when it ended, generation, seconds)
+    began = [0.0]
+
+    def collector(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            began[0] = time.thread_time()
+        else:
+            passes.append((time.monotonic(), info["generation"], time.thread_time() - began[0]))
+
+    gc.callbacks.append(collector)
+
     def write() -> None:
-        Path(os.environ[REPORT]).write_text(json.dumps({"gaps": gaps, "callbacks": callbacks}))
+        Path(os.environ[REPORT]).write_text(json.dumps({"gaps": gaps, "callbacks": callbacks, "passes": passes}))
 
     atexit.register(write)
     asyncio.set_event_loop_policy(Policy())
@@ -176,6 +192,7 @@ def main() -> int:
     measured = json.loads(report.read_text())
     gaps = [(when, hold, busy) for when, hold, busy in measured["gaps"]]
     callbacks = [(when, busy, name) for when, busy, name in measured["callbacks"]]
+    passes = [(when, generation, took) for when, generation, took in measured["passes"]]
     shutil.rmtree(workdir, ignore_errors=True)  # the file, the server's log and its gaps: read, no longer needed
     print(f"server: {args.python}; a {len(lines)}-line JavaScript file; {args.rounds} rounds of an edit that opens a"
           " bracket, then an automatic inline completion (debounce 60 ms, model server 50 ms)")
@@ -188,10 +205,17 @@ def main() -> int:
         what = "beat to beat, CPU" if cpu else "beat to beat, wall"
         print(describe(f"opening the file ({what})", holds_in(gaps, opened, typing, cpu)))
         print(describe(f"edit + completion rounds ({what})", holds_in(gaps, typing, done, cpu)))
+    for generation in range(3):
+        took = [t * 1000 for when, g, t in passes if g == generation and typing <= when < done]
+        print(f"garbage collector, generation {generation} passes in the rounds: {len(took):>4}"
+              + (f", p50 {statistics.median(took):5.1f} ms, max {max(took):5.1f} ms" if took else ""))
     if args.verbose:
-        for _, busy, name in sorted(callbacks, key=lambda c: -c[1])[:12]:
+        for when, busy, name in sorted(callbacks, key=lambda c: -c[1])[:12]:
             if name:
-                print(f"  {busy * 1000:6.1f} ms  {name}")
+                # a callback ends at `when`: the passes that ended within it
+                inside = [(g, t * 1000) for w, g, t in passes if when - busy - 0.005 <= w <= when]
+                collected = ", ".join(f"gen{g} {t:.1f}" for g, t in inside if t > 0.5)
+                print(f"  {busy * 1000:6.1f} ms  {name}" + (f"  [collector: {collected} ms]" if collected else ""))
     print(f"completion end to end, ms: p50 {statistics.median(latencies):.0f}, max {max(latencies):.0f}")
     return 0
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 from lsp.completion.stopper import CompletionStopper
 from lsp.context.documents import Document
 from lsp.context.extract import context_at
+from lsp.context.snippets import symbol_texts
 from lsp.context.store import DocumentStore
 from lsp.context.syntax import block_end, parses_cleanly
 from tests.e2e.helpers import records
@@ -104,3 +105,25 @@ def test_completion_checks_in_a_huge_file_with_an_open_bracket_answer_as_the_who
         for reply in replies:
             assert stopper.parses(reply) == parses_cleanly(doc, offset, offset, reply), (typed, reply)
             assert stopper.block_end(reply) == block_end(doc, offset, reply), (typed, reply)
+
+
+def test_definitions_found_again_by_a_refresh_are_kept_and_their_texts_follow_the_text() -> None:
+    # A definition an edit touches is dropped and found again by the refresh. When it is found at the same
+    # place it stays the same object (an edit that opens a bracket drops thousands: new objects for all of
+    # them each keystroke would keep the garbage collector busy on the event loop), but without its cached
+    # texts, since a text can change where no position does.
+    text = records(300)
+    doc = Document(URI, "javascript", 1, text)
+    index = doc.index
+    assert index is not None
+    far = index.by_name["helper299"][0]
+    signature_before = symbol_texts(doc, far)[0]
+    line = next(i for i, line in enumerate(text.split("\n")) if line.startswith("export function helper299("))
+    column = text.split("\n")[line].index("(") + 1
+    doc.apply_changes([("Q", ((line, column), (line, column + 1)))], 2)  # the same length: no position moves
+    while not doc.index_step(TINY):
+        pass
+    assert_index_consistent(doc)
+    assert index.by_name["helper299"] == [far]
+    signature = symbol_texts(doc, far)[0]
+    assert signature == signature_before.replace("(value", "(Qalue") and signature != signature_before
