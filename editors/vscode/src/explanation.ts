@@ -72,7 +72,10 @@ export class ExplanationView implements vscode.TextDocumentContentProvider, vsco
             const name = markdown ? params.title : `${params.title} (preview)`;
             const uri = this.newUri(name, '');
             this.set(uri, liveMarkdown(params.title, params.text, undefined));
-            view = { uri, title: params.title, markdown, opened: this.open(uri, 'text') };
+            // Updates that arrive while the editor opens can be missed by it (VS Code reads a virtual
+            // document's changes only once it has loaded it): once it is shown, it reads the text again.
+            const opened = this.open(uri, 'text').then(() => this.changed.fire(uri));
+            view = { uri, title: params.title, markdown, opened };
             this.live.set(params.token, view);
         } else {
             this.set(view.uri, liveMarkdown(view.title, params.text, params.done ? params.outcome ?? 'done' : undefined));
