@@ -44,10 +44,10 @@ class _Refresh:
         unchanged: keeping those objects (their cached texts cleared, as their text may differ) rather than
         thousands of new ones spares the garbage collector, whose passes over young objects would hold
         the event loop for milliseconds each."""
-        job_key = symbol.key
-        if job_key in self.known:
+        key = symbol.key
+        if key in self.known:
             return
-        self.known.add(job_key)
+        self.known.add(key)
         old = self.previous.get(_place(symbol))
         if old is not None and old.same_as(symbol):
             old.cache = None

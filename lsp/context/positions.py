@@ -91,7 +91,7 @@ def _table(first: Iterable[int]) -> array[int]:
 def _starts(text: str) -> array[int]:
     """Start offsets of the lines of ``text`` (LSP line breaks)."""
     if "\r" not in text:
-        return _table(accumulate(len(part) + 1 for part in text.split("\n")[:-1]))
+        return _nl_starts(text)
     return _table(m.end() for m in _EOL.finditer(text))
 
 
