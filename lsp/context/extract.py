@@ -50,17 +50,17 @@ def _single_line(doc: Document, offset: int, tree: Tree | None) -> bool:
         byte = lines.byte_at(offset)
         node: Node | None = tree.root_node.descendant_for_byte_range(max(0, byte - 1), byte)
         spec = doc.language.spec
+        data = doc.data
         while node is not None and node.parent is not None:
             comment = node.type in spec.comments
             if node.start_byte < byte < node.end_byte or (
                 # at the end of a line comment (not after a closed block comment)
-                comment and byte == node.end_byte and not (node.text or b"").endswith((b"*/", b"]]"))
+                comment and byte == node.end_byte and not data[node.start_byte : node.end_byte].endswith((b"*/", b"]]"))
             ):
                 if comment:
                     return True
                 if node.type in spec.strings:
-                    raw = node.text or b""
-                    return b"\n" not in raw
+                    return b"\n" not in data[node.start_byte : node.end_byte]
             node = node.parent
     stripped = before.rstrip()
     if not stripped:

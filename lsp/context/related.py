@@ -33,7 +33,7 @@ def _document_index(doc: Document, deadline: float) -> FileIndex | None:
 
 
 def _reference_names(
-    language: Language, tree: Tree, lo: int, hi: int, cursor_byte: int, line_bytes: float, skip: set[int],
+    language: Language, tree: Tree, data: bytes, lo: int, hi: int, cursor_byte: int, line_bytes: float, skip: set[int],
     skip_ranges: Collection[tuple[int, int]] = (),
 ) -> dict[str, float]:
     """Names used in bytes [lo, hi), weighted by their closeness to the cursor (``line_bytes``: the average
@@ -49,9 +49,9 @@ def _reference_names(
             start = node.start_byte
             if start in skip or (skip_ranges and any(a <= start < b for a, b in skip_ranges)):
                 continue
-            raw = node.text
-            if not raw or len(raw) < 2:
+            if node.end_byte - start < 2:
                 continue
+            raw = data[start : node.end_byte]
             name = raw.decode("utf-8", "replace")
             scores[name] = get(name, 0.0) + 1.0 / (1.0 + abs(start - cursor_byte) / scale)
     return scores
@@ -94,7 +94,7 @@ def related_definitions(
     in_window = index.between(window[0], window[1])
     skip = {s.name_at for s in in_window}
     imports = [(s.start, s.end) for s in in_window if s.base == "import"]
-    names = _reference_names(doc.language, tree, window[0], window[1], inside[0], line_bytes, skip, imports)
+    names = _reference_names(doc.language, tree, doc.data, window[0], window[1], inside[0], line_bytes, skip, imports)
     if not names:
         return [], names
     candidates: dict[int, _Candidate] = {}

@@ -27,12 +27,14 @@ def parse_within(parser: Parser, data: bytes, old: Tree | None, budget: float) -
     with the same ``data`` and ``old`` resumes it (``parser.reset()`` forgets it).
     """
     returned: list[bytes] = []
+    parsing = True
 
     def read(byte: int, _point: Point) -> bytes | None:
         if byte >= len(data):
             return None  # None is not kept, unlike an empty chunk
         chunk = data[byte : byte + READ_CHUNK]
-        returned.append(chunk)
+        if parsing:  # the tree keeps this function as its source: ``Node.text`` calls it later, and keeps nothing
+            returned.append(chunk)
         return chunk
 
     def stop(_byte: int, _has_error: bool) -> bool:
@@ -46,5 +48,6 @@ def parse_within(parser: Parser, data: bytes, old: Tree | None, budget: float) -
     except ValueError:  # "Parsing failed": the progress callback stopped it; the parser keeps its state
         return None
     finally:
+        parsing = False
         release_chunks(returned)
-        returned.clear()  # the tree keeps ``read`` (and so this list) as its source
+        returned.clear()

@@ -36,7 +36,7 @@ class ScopeNode:
 
 
 def collect_scopes(
-    language: Language, tree: Tree, byte: int, end_byte: int | None
+    language: Language, tree: Tree, data: bytes, byte: int, end_byte: int | None
 ) -> dict[tuple[int, int, str], ScopeNode]:
     if end_byte is None:  # a cursor: from the node around the character before it
         node: Node | None = tree.root_node.descendant_for_byte_range(max(0, byte - 1), byte)
@@ -66,8 +66,8 @@ def collect_scopes(
                     continue
                 names = captures.get("name")
                 name = ""
-                if names and names[0].text is not None:
-                    name = names[0].text.decode("utf-8", "replace")
+                if names:
+                    name = data[names[0].start_byte : names[0].end_byte].decode("utf-8", "replace")
                 key = (scope.start_byte, scope.end_byte, capture)
                 found.setdefault(key, ScopeNode(kinds[capture], scope, name, body))
         node = node.parent
@@ -84,21 +84,21 @@ def indentation(data: bytes, byte: int) -> int | None:
 
 
 def scope_nodes(
-    language: Language, tree: Tree, byte: int, end_byte: int | None = None, data: bytes | None = None
+    language: Language, tree: Tree, byte: int, end_byte: int | None, data: bytes
 ) -> list[ScopeNode]:
     """The scope nodes enclosing ``[byte, end_byte]`` (a cursor when end_byte is None), outermost first.
 
-    With ``data`` (the source), a cursor on an indented blank stretch after an open block (Python-like,
-    with no closing token) belongs to the blocks indented less than the cursor.
+    ``data`` is the source of ``tree``. A cursor on an indented blank stretch after an open block
+    (Python-like, with no closing token) belongs to the blocks indented less than the cursor.
     """
-    found = collect_scopes(language, tree, byte, end_byte)
-    if end_byte is None and data is not None:
+    found = collect_scopes(language, tree, data, byte, end_byte)
+    if end_byte is None:
         indent = indentation(data, byte)
         previous = byte
         while previous > 0 and data[previous - 1] in b" \t\r\n\f":
             previous -= 1
         if indent and previous < byte:
-            for key, scope in collect_scopes(language, tree, previous, None).items():
+            for key, scope in collect_scopes(language, tree, data, previous, None).items():
                 node = scope.node
                 if key in found or node.end_byte > byte or not is_open(node, scope.body):
                     continue

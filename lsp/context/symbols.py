@@ -177,9 +177,8 @@ def collect_symbols(language: Language, tree: Tree, data: bytes, byte_range: tup
         name = ""
         name_at = -1
         if names:
-            text = names[0].text
-            name = text.decode("utf-8", "replace") if text else ""
             name_at = names[0].start_byte
+            name = data[name_at : names[0].end_byte].decode("utf-8", "replace")
         bodies = captures.get("body")
         sig_end = signature_end(bodies[0] if bodies else None, spec)
         _, head, start = definition_bounds(main, spec, data)

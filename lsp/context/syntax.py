@@ -159,7 +159,7 @@ def block_end(doc: Document, offset: int, inserted: str) -> int | None:
         if target is None or target.start_byte >= eb:
             return None
         if target.end_point.row == target.start_point.row and not collect_scopes(
-            language, tree, target.start_byte + 1, target.end_byte - 1
+            language, tree, data, target.start_byte + 1, target.end_byte - 1
         ):
             return None
     end = target.end_byte

@@ -60,3 +60,31 @@ def test_suspended_parses_keep_no_copy_of_the_text() -> None:
     finally:
         tracemalloc.stop()
     assert grown < len(data), f"{grown} bytes kept after 8 parses of {len(data)} bytes"
+
+
+def test_reading_node_texts_of_a_resumed_parse_keeps_nothing() -> None:
+    data = _source(2000)
+    parser = Parser(_ts_language())
+    tree = None
+    while tree is None:
+        tree = parse_within(parser, data, None, 0.002)
+    names = [node for node in nodes_of(tree.root_node) if node.type == "identifier"]
+    assert len(names) > 10_000
+    gc.collect()
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        read = sum(len(node.text or b"") for node in names)  # each asks the tree's source: our read callback
+        gc.collect()
+        grown = tracemalloc.get_traced_memory()[0] - base
+    finally:
+        tracemalloc.stop()
+    assert read > 50_000
+    assert grown < len(data) // 4, f"{grown} bytes kept after reading {len(names)} names of a {len(data)}-byte text"
+
+
+def nodes_of(node: tree_sitter.Node) -> list[tree_sitter.Node]:
+    found = [node]
+    for child in node.children:
+        found.extend(nodes_of(child))
+    return found

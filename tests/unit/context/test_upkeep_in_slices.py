@@ -4,6 +4,9 @@ readable with what it knew before."""
 
 from __future__ import annotations
 
+import gc
+import tracemalloc
+
 from lsp.completion.stopper import CompletionStopper
 from lsp.context.documents import Document
 from lsp.context.extract import context_at
@@ -127,3 +130,26 @@ def test_definitions_found_again_by_a_refresh_are_kept_and_their_texts_follow_th
     assert index.by_name["helper299"] == [far]
     signature = symbol_texts(doc, far)[0]
     assert signature == signature_before.replace("(value", "(Qalue") and signature != signature_before
+
+
+def test_indexing_and_context_of_a_large_file_parsed_in_steps_take_memory_in_proportion_to_it() -> None:
+    text = records(400)
+    size = len(text.encode())
+    row = _row(text)
+    gc.collect()
+    tracemalloc.start()
+    try:
+        store = DocumentStore()
+        doc = store.open(URI, "javascript", 1, text, budget=0.002)
+        while not store.catch_up(0.002):
+            pass
+        for _ in range(20):
+            context_at(doc, doc.lines.offset_at(row + 3, 4))
+        gc.collect()
+        held = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    assert len(doc.index.symbols) > 2000  # type: ignore[union-attr]
+    # the syntax tree takes about 40 bytes per byte of text; the text, its copies, its line tables and its
+    # ~2,000 definitions a few more (a copy of the text per name read would be hundreds)
+    assert held < 60 * size, f"{held / size:.0f} bytes held per byte of a {size}-byte document"
