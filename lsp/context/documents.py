@@ -107,6 +107,13 @@ class Document:
         return self._data
 
     @property
+    def lines_due(self) -> bool:
+        """Whether the line index is to be built (after opening, or after the store dropped it): the first
+        edit needs it, so :meth:`DocumentStore.catch_up` builds it rather than that edit. Not for a document
+        whose tree the store dropped: that saves the memory of its line index too."""
+        return self._lines is None and not self._evicted
+
+    @property
     def lines(self) -> LineIndex:
         if self._lines is None:
             self._lines = LineIndex(self._text, data=self._data)

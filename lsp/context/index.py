@@ -8,7 +8,9 @@ Positions are UTF-8 byte offsets, like tree-sitter's.
 
 from __future__ import annotations
 
+import copy
 import time
+from array import array
 from bisect import bisect_left, bisect_right, insort
 from collections.abc import Iterable, Iterator
 from contextlib import suppress
@@ -27,15 +29,22 @@ REFRESH_PIECE = 4 * 1024  # bytes
 @dataclass
 class _Refresh:
     """A refresh under way: the regions it queries, the symbols it keeps and drops, the pieces of the
-    regions left to query and what the query found so far."""
+    regions left to query, what the query found so far, and then the tables it builds from them."""
 
     regions: list[tuple[int, int]]
     kept: list[Symbol]
     removed: list[Symbol]
     pieces: list[tuple[int, int, int, int]]  # (lo, hi) of a piece, (lo, hi) of its region; last first
+    previous: dict[int, int]  # where a dropped symbol is -> its index in ``removed``
     found: list[Symbol] = field(default_factory=list)
     known: set[tuple[int, int, str, str]] = field(default_factory=set)
-    previous: dict[int, Symbol] = field(default_factory=dict)  # the dropped symbols, by where they are
+    nesting: _Nesting | None = None
+
+    def next_piece(self, lo: int) -> None:
+        """Forget what the next piece, from ``lo``, cannot find again: a match comes in each piece it
+        reaches, and nothing ending before the piece reaches it. (What is left is what encloses it: the
+        set stays small, and so does the garbage collector's work on it.)"""
+        self.known = {key for key in self.known if key[1] >= lo}
 
     def add(self, symbol: Symbol) -> None:
         """Take a symbol the query found; the dropped symbol it equals, if any, in its place.
@@ -48,11 +57,91 @@ class _Refresh:
         if key in self.known:
             return
         self.known.add(key)
-        old = self.previous.get(_place(symbol))
-        if old is not None and old.same_as(symbol):
-            old.cache = None
-            symbol = old
+        index = self.previous.get(_place(symbol))
+        if index is not None and self.removed[index].same_as(symbol):
+            symbol = self.removed[index]
+            symbol.cache = None
         self.found.append(symbol)
+
+
+class _Nesting:
+    """The derived tables of a sorted list of symbols (nesting, names, outline, imports), computed a step of
+    symbols at a time, then put in place at once by :meth:`apply`: until then the symbols, which may be
+    in an index's tables too, are left as they are."""
+
+    STEP = 256  # symbols between two looks at the clock
+
+    def __init__(self, symbols: list[Symbol]) -> None:
+        self.symbols = symbols
+        self.done = 0
+        self.stack: list[int] = []  # indices of the enclosing scopes
+        self.containers: list[int] = []  # the stack without namespaces
+        # per symbol, arrays of machine integers: nothing for the garbage collector to walk
+        self.parents = array("l")  # index of the parent, -1 for none
+        self.owners = array("l")  # index of the container, -1 for none
+        self.depths = array("l")
+        self.methods = array("b")  # a function in a class-like parent
+        self.by_name: dict[str, list[Symbol]] = {}
+        self.outline: list[Symbol] = []
+        self.imports: list[Symbol] = []
+
+    def run(self, deadline: float | None = None) -> bool:
+        """Go on until done, or until ``deadline`` (``time.perf_counter()``) is past; returns whether done."""
+        symbols = self.symbols
+        stack, containers = self.stack, self.containers
+        parents, owners, depths, methods = self.parents, self.owners, self.depths, self.methods
+        by_name, outline, imports = self.by_name, self.outline, self.imports
+        while self.done < len(symbols):
+            stop = min(len(symbols), self.done + self.STEP)
+            for i in range(self.done, stop):
+                symbol = symbols[i]
+                while stack and (symbols[stack[-1]].end < symbol.end or symbols[stack[-1]].end <= symbol.outer):
+                    popped = stack.pop()
+                    if containers and containers[-1] == popped:
+                        containers.pop()
+                parent = stack[-1] if stack else -1
+                container = containers[-1] if containers else -1
+                parents.append(parent)
+                owners.append(container)
+                depth = len(containers)
+                depths.append(depth)
+                base = symbol.base
+                method = base == "function" and parent >= 0 and self.kind(parent) in CLASS_KINDS
+                methods.append(method)
+                if base == "import":
+                    imports.append(symbol)
+                    continue
+                if symbol.scope:
+                    stack.append(i)
+                    if base not in NAMESPACE_KINDS:
+                        containers.append(i)
+                name = symbol.name
+                if not name:
+                    continue
+                entries = by_name.get(name)
+                if entries is None:
+                    by_name[name] = [symbol]
+                else:
+                    entries.append(symbol)
+                if depth == 0 or (depth == 1 and parent == container and self.kind(container) in CLASS_KINDS):
+                    outline.append(symbol)
+            self.done = stop
+            if deadline is not None and stop < len(symbols) and time.perf_counter() > deadline:
+                return False
+        return True
+
+    def kind(self, index: int) -> str:
+        return "method" if self.methods[index] else self.symbols[index].base
+
+    def apply(self) -> None:
+        """Set each symbol's nesting (the tables are read from :attr:`by_name` and the others)."""
+        symbols = self.symbols
+        for i, symbol in enumerate(symbols):
+            parent, container = self.parents[i], self.owners[i]
+            symbol.parent = symbols[parent] if parent >= 0 else None
+            symbol.container = symbols[container] if container >= 0 else None
+            symbol.depth = self.depths[i]
+            symbol.kind = "method" if self.methods[i] else symbol.base
 
 
 def _intersects(symbol: Symbol, lo: int, hi: int) -> bool:
@@ -90,7 +179,8 @@ def _order(symbol: Symbol) -> tuple[int, int]:
 class FileIndex:
     """Definitions and imports of one document, sorted by where they start (``outer``).
 
-    Derived tables (nesting, names, outline, imports) are recomputed after each change in one pass.
+    Derived tables (nesting, names, outline, imports) are updated after a small change, and rebuilt after
+    a large one (in steps, when the refresh has a budget).
     """
 
     def __init__(self, language: Language, tree: Tree | None, data: bytes) -> None:
@@ -110,8 +200,9 @@ class FileIndex:
     # ------------------------------------------------------------------ maintenance
     def _set(self, symbols: list[Symbol]) -> None:
         symbols.sort(key=_order)
-        self.symbols = symbols
-        self._finalize()
+        nesting = _Nesting(symbols)
+        nesting.run()
+        self._install(nesting)
 
     @property
     def stale(self) -> bool:
@@ -170,14 +261,22 @@ class FileIndex:
             if deadline is not None and time.perf_counter() > deadline:
                 return False
             lo, hi, region_lo, region_hi = pieces.pop()
+            job.next_piece(max(0, lo - 1))
             # matches overlapping the range come whole, and a pattern rooted at the file's root node (module
             # constants) overlaps any range: keep only what touches the region, like what was dropped
             for symbol in collect_symbols(self.language, tree, data, (max(0, lo - 1), min(size, hi + 1))):
                 if _intersects(symbol, region_lo, region_hi):
                     job.add(symbol)
-            if not pieces and deadline is not None and time.perf_counter() > deadline:
-                return False  # the tables are rebuilt in a slice of their own
-        self._finish(job, tree, data)
+        if job.nesting is None:
+            if deadline is not None and time.perf_counter() > deadline:
+                return False  # the tables are rebuilt in slices of their own
+            if self._merge(job, tree, data):
+                return True
+        assert job.nesting is not None
+        if not job.nesting.run(deadline):
+            return False
+        self._install(job.nesting)
+        self._done()
         return True
 
     def _plan(self) -> _Refresh:
@@ -208,16 +307,14 @@ class FileIndex:
         ]
         pieces.reverse()  # popped from the end: in order
         return _Refresh([(lo, hi) for lo, hi in regions], symbols, removed, pieces,
-                        previous={_place(symbol): symbol for symbol in removed})
+                        previous={_place(symbol): i for i, symbol in enumerate(removed)})
 
-    def _finish(self, job: _Refresh, tree: Tree, data: bytes) -> None:
-        """Put what a complete refresh found in place of what it dropped."""
-        self._job = None
-        self._dirty = []
-        self._removed = []
-        # nothing kept touches a region: what the query found there is new
+    def _merge(self, job: _Refresh, tree: Tree, data: bytes) -> bool:
+        """Merge what a refresh found with what it kept. A few changes go in place at once (True); else the
+        tables are rebuilt, in steps (:attr:`_Refresh.nesting`)."""
         found = job.found
-        symbols = self.symbols = job.kept + found
+        # nothing kept touches a region: what the query found there is new
+        symbols = job.kept + found
         symbols.sort(key=_order)  # two sorted runs: merged in linear time
         # the doc comments of the definition right after a region may have changed: check where it starts
         spec = self.language.spec
@@ -227,13 +324,31 @@ class FileIndex:
             if index < len(symbols):
                 reordered |= self._reattach(symbols, index, tree, data, spec)
         if reordered or len(job.removed) + len(found) > len(symbols) // 4:
-            self._finalize()
-        else:
-            self._update(job.removed, found)
+            job.nesting = _Nesting(symbols)
+            return False
+        self.symbols = symbols
+        self._update(job.removed, found)
+        self._done()
+        return True
+
+    def _done(self) -> None:
+        self._job = None
+        self._dirty = []
+        self._removed = []
+
+    def _install(self, nesting: _Nesting) -> None:
+        nesting.apply()
+        self.symbols = nesting.symbols
+        self._by_name = nesting.by_name
+        self._outline = nesting.outline
+        self._imports = nesting.imports
 
     @staticmethod
     def _reattach(symbols: list[Symbol], index: int, tree: Tree, data: bytes, spec: LanguageSpec) -> bool:
-        """Recompute where a symbol starts (its doc comments); True if the symbols had to be sorted again."""
+        """Recompute where a symbol starts (its doc comments); True if the symbols had to be sorted again.
+
+        A symbol that moves is replaced by a moved copy: the one in the tables stays as it is until the
+        new tables replace them."""
         symbol = symbols[index]
         start = symbol.start
         node = tree.root_node.descendant_for_byte_range(start, symbol.end)
@@ -241,13 +356,15 @@ class FileIndex:
             return False
         _, _, outer = definition_bounds(node, spec, data)
         if outer != symbol.outer and symbol.base != "import":
-            symbol.move_outer(outer)
+            moved = symbols[index] = copy.copy(symbol)
+            moved.cache = None
+            moved.move_outer(outer)
             symbols.sort(key=_order)
             return True
         return False
 
     def _update(self, removed: list[Symbol], added: list[Symbol]) -> None:
-        """Update the derived tables for removed and added symbols (see :meth:`_finalize`).
+        """Update the derived tables for removed and added symbols (see :class:`_Nesting`).
 
         Sound because a removed scope takes all its members with it (they touch the region grown to cover
         it), so the symbols kept never have a removed parent.
@@ -293,51 +410,6 @@ class FileIndex:
                 depth == 1 and parent is container and container is not None and container.kind in CLASS_KINDS
             ):
                 insort(self._outline, symbol, key=_order)
-
-    def _finalize(self) -> None:
-        """Nesting (depth, parent, methods inside classes), the names table, the outline and the imports."""
-        stack: list[Symbol] = []
-        containers: list[Symbol] = []  # the stack without namespaces
-        by_name: dict[str, list[Symbol]] = {}
-        outline: list[Symbol] = []
-        imports: list[Symbol] = []
-        for symbol in self.symbols:
-            while stack and (stack[-1].end < symbol.end or stack[-1].end <= symbol.outer):
-                popped = stack.pop()
-                if containers and containers[-1] is popped:
-                    containers.pop()
-            parent = stack[-1] if stack else None
-            container = containers[-1] if containers else None
-            symbol.parent = parent
-            symbol.container = container
-            depth = symbol.depth = len(containers)
-            base = symbol.base
-            if base == "import":
-                imports.append(symbol)
-                continue
-            if base == "function" and parent is not None and parent.kind in CLASS_KINDS:
-                symbol.kind = "method"
-            else:
-                symbol.kind = base
-            if symbol.scope:
-                stack.append(symbol)
-                if base not in NAMESPACE_KINDS:
-                    containers.append(symbol)
-            name = symbol.name
-            if not name:
-                continue
-            entries = by_name.get(name)
-            if entries is None:
-                by_name[name] = [symbol]
-            else:
-                entries.append(symbol)
-            if depth == 0 or (
-                depth == 1 and parent is container and container is not None and container.kind in CLASS_KINDS
-            ):
-                outline.append(symbol)
-        self._by_name = by_name
-        self._outline = outline
-        self._imports = imports
 
     # ------------------------------------------------------------------ queries
     def definitions(self) -> Iterator[Symbol]:

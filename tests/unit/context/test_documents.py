@@ -208,7 +208,8 @@ def test_edits_leave_the_index_stale_for_the_store_to_catch_up() -> None:
     between messages) or the next read brings it up to date."""
     store = DocumentStore()
     doc = store.open("file:///w/shapes.py", "python", 1, PY)
-    assert doc.index is not None and not store.behind
+    assert doc.index is not None
+    assert store.catch_up() and not store.behind  # (its line index)
     offset = PY.index("def describe")
     store.change(doc.uri, 2, [("explain", lsp_range(doc.text, offset + 4, offset + 12))])
     assert doc.index_stale and store.behind
@@ -216,6 +217,23 @@ def test_edits_leave_the_index_stale_for_the_store_to_catch_up() -> None:
     assert not doc.index_stale and not store.behind
     assert "explain" in [s.name for s in doc.index.definitions()]  # type: ignore[union-attr]
     assert_index_consistent(doc)
+
+
+def test_a_document_just_opened_gets_its_line_index_from_the_catch_up_not_from_its_first_edit() -> None:
+    store = DocumentStore(tree_budget=len(PY) + 10)
+    doc = store.open("file:///w/shapes.py", "python", 1, PY)
+    assert doc.lines_due and store.behind
+    while not store.catch_up():
+        pass
+    assert not doc.lines_due
+    store.change(doc.uri, 2, [("explain", lsp_range(doc.text, 4, 8))])
+    assert not doc.lines_due and doc.lines.line_count == PY.count("\n") + 1
+    # a document whose tree the store drops to save memory loses its line index too, and does not get it
+    # back from the catch-up
+    other = store.open("file:///w/other.py", "python", 1, PY)
+    while not store.catch_up():
+        pass
+    assert not doc.has_tree and not doc.lines_due and not other.lines_due
 
 
 def test_a_document_just_opened_gets_its_index_from_the_catch_up_not_from_a_request() -> None:
