@@ -147,7 +147,10 @@ class CodellamaServer(LanguageServer):
         """Do the upkeep edits leave (a long re-parse, the definitions index) between messages: one short
         slice per turn of the event loop, so that no message waits for more than a slice."""
         if self._catch_up is None and self.documents.behind:
-            self._catch_up = asyncio.get_running_loop().call_soon(self._catch_up_slice)
+            self._next_slice()
+
+    def _next_slice(self) -> None:
+        self._catch_up = asyncio.get_running_loop().call_soon(self._catch_up_slice)
 
     def _catch_up_slice(self) -> None:
         self._catch_up = None
@@ -156,7 +159,7 @@ class CodellamaServer(LanguageServer):
             # young generations walks them all (5 to 8 ms): due now, it runs in a slice of its own rather
             # than on top of a slice of work.
             gc.collect(1)
-            self._catch_up = asyncio.get_running_loop().call_soon(self._catch_up_slice)
+            self._next_slice()
             return
         try:
             done = self.documents.catch_up()
@@ -164,7 +167,7 @@ class CodellamaServer(LanguageServer):
             log.exception("background document upkeep failed")
             return
         if not done:
-            self._catch_up = asyncio.get_running_loop().call_soon(self._catch_up_slice)
+            self._next_slice()
 
     def prepare_messages(self, methods: Collection[str], results: Collection[type]) -> None:
         """Have the converter write its code for reading the messages of ``methods`` and for writing

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import copy
 import time
-from array import array
 from bisect import bisect_left, bisect_right, insort
 from collections.abc import Iterable, Iterator
 from contextlib import suppress
@@ -19,6 +18,7 @@ from dataclasses import dataclass, field
 from tree_sitter import Tree
 
 from .languages import Language, LanguageSpec
+from .nesting import Nesting
 from .symbols import CLASS_KINDS, NAMESPACE_KINDS, Symbol, collect_symbols, definition_bounds
 
 __all__ = ["FileIndex"]
@@ -38,7 +38,7 @@ class _Refresh:
     previous: dict[int, int]  # where a dropped symbol is -> its index in ``removed``
     found: list[Symbol] = field(default_factory=list)
     known: set[tuple[int, int, str, str]] = field(default_factory=set)
-    nesting: _Nesting | None = None
+    nesting: Nesting | None = None
 
     def next_piece(self, lo: int) -> None:
         """Forget what the next piece, from ``lo``, cannot find again: a match comes in each piece it
@@ -62,86 +62,6 @@ class _Refresh:
             symbol = self.removed[index]
             symbol.cache = None
         self.found.append(symbol)
-
-
-class _Nesting:
-    """The derived tables of a sorted list of symbols (nesting, names, outline, imports), computed a step of
-    symbols at a time, then put in place at once by :meth:`apply`: until then the symbols, which may be
-    in an index's tables too, are left as they are."""
-
-    STEP = 256  # symbols between two looks at the clock
-
-    def __init__(self, symbols: list[Symbol]) -> None:
-        self.symbols = symbols
-        self.done = 0
-        self.stack: list[int] = []  # indices of the enclosing scopes
-        self.containers: list[int] = []  # the stack without namespaces
-        # per symbol, arrays of machine integers: nothing for the garbage collector to walk
-        self.parents = array("l")  # index of the parent, -1 for none
-        self.owners = array("l")  # index of the container, -1 for none
-        self.depths = array("l")
-        self.methods = array("b")  # a function in a class-like parent
-        self.by_name: dict[str, list[Symbol]] = {}
-        self.outline: list[Symbol] = []
-        self.imports: list[Symbol] = []
-
-    def run(self, deadline: float | None = None) -> bool:
-        """Go on until done, or until ``deadline`` (``time.perf_counter()``) is past; returns whether done."""
-        symbols = self.symbols
-        stack, containers = self.stack, self.containers
-        parents, owners, depths, methods = self.parents, self.owners, self.depths, self.methods
-        by_name, outline, imports = self.by_name, self.outline, self.imports
-        while self.done < len(symbols):
-            stop = min(len(symbols), self.done + self.STEP)
-            for i in range(self.done, stop):
-                symbol = symbols[i]
-                while stack and (symbols[stack[-1]].end < symbol.end or symbols[stack[-1]].end <= symbol.outer):
-                    popped = stack.pop()
-                    if containers and containers[-1] == popped:
-                        containers.pop()
-                parent = stack[-1] if stack else -1
-                container = containers[-1] if containers else -1
-                parents.append(parent)
-                owners.append(container)
-                depth = len(containers)
-                depths.append(depth)
-                base = symbol.base
-                method = base == "function" and parent >= 0 and self.kind(parent) in CLASS_KINDS
-                methods.append(method)
-                if base == "import":
-                    imports.append(symbol)
-                    continue
-                if symbol.scope:
-                    stack.append(i)
-                    if base not in NAMESPACE_KINDS:
-                        containers.append(i)
-                name = symbol.name
-                if not name:
-                    continue
-                entries = by_name.get(name)
-                if entries is None:
-                    by_name[name] = [symbol]
-                else:
-                    entries.append(symbol)
-                if depth == 0 or (depth == 1 and parent == container and self.kind(container) in CLASS_KINDS):
-                    outline.append(symbol)
-            self.done = stop
-            if deadline is not None and stop < len(symbols) and time.perf_counter() > deadline:
-                return False
-        return True
-
-    def kind(self, index: int) -> str:
-        return "method" if self.methods[index] else self.symbols[index].base
-
-    def apply(self) -> None:
-        """Set each symbol's nesting (the tables are read from :attr:`by_name` and the others)."""
-        symbols = self.symbols
-        for i, symbol in enumerate(symbols):
-            parent, container = self.parents[i], self.owners[i]
-            symbol.parent = symbols[parent] if parent >= 0 else None
-            symbol.container = symbols[container] if container >= 0 else None
-            symbol.depth = self.depths[i]
-            symbol.kind = "method" if self.methods[i] else symbol.base
 
 
 def _intersects(symbol: Symbol, lo: int, hi: int) -> bool:
@@ -172,8 +92,11 @@ def _outer(symbol: Symbol) -> int:
     return symbol.outer
 
 
-def _order(symbol: Symbol) -> tuple[int, int]:
-    return (symbol.outer, -symbol.end)
+def _order(symbol: Symbol) -> int:
+    # by start, the outer of two symbols starting together first; an int rather than a tuple, as sorting
+    # makes one key per symbol and a tuple is an object the garbage collector counts (thousands of them
+    # would start its passes in the middle of a slice of upkeep)
+    return symbol.outer << 32 | (0xFFFFFFFF - symbol.end)
 
 
 class FileIndex:
@@ -200,7 +123,7 @@ class FileIndex:
     # ------------------------------------------------------------------ maintenance
     def _set(self, symbols: list[Symbol]) -> None:
         symbols.sort(key=_order)
-        nesting = _Nesting(symbols)
+        nesting = Nesting(symbols)
         nesting.run()
         self._install(nesting)
 
@@ -324,7 +247,7 @@ class FileIndex:
             if index < len(symbols):
                 reordered |= self._reattach(symbols, index, tree, data, spec)
         if reordered or len(job.removed) + len(found) > len(symbols) // 4:
-            job.nesting = _Nesting(symbols)
+            job.nesting = Nesting(symbols)
             return False
         self.symbols = symbols
         self._update(job.removed, found)
@@ -336,7 +259,7 @@ class FileIndex:
         self._dirty = []
         self._removed = []
 
-    def _install(self, nesting: _Nesting) -> None:
+    def _install(self, nesting: Nesting) -> None:
         nesting.apply()
         self.symbols = nesting.symbols
         self._by_name = nesting.by_name
@@ -364,7 +287,7 @@ class FileIndex:
         return False
 
     def _update(self, removed: list[Symbol], added: list[Symbol]) -> None:
-        """Update the derived tables for removed and added symbols (see :class:`_Nesting`).
+        """Update the derived tables for removed and added symbols (see :class:`Nesting`).
 
         Sound because a removed scope takes all its members with it (they touch the region grown to cover
         it), so the symbols kept never have a removed parent.
