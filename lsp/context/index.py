@@ -37,8 +37,13 @@ class _Refresh:
     pieces: list[tuple[int, int, int, int]]  # (lo, hi) of a piece, (lo, hi) of its region; last first
     previous: dict[int, int]  # where a dropped symbol is -> its index in ``removed``
     found: list[Symbol] = field(default_factory=list)
+    new: list[Symbol] = field(default_factory=list)  # what was found that is not a dropped symbol again
+    reused: bytearray = field(default_factory=bytearray)  # per dropped symbol: found again
     known: set[tuple[int, int, str, str]] = field(default_factory=set)
     nesting: Nesting | None = None
+
+    def __post_init__(self) -> None:
+        self.reused = bytearray(len(self.removed))
 
     def next_piece(self, lo: int) -> None:
         """Forget what the next piece, from ``lo``, cannot find again: a match comes in each piece it
@@ -61,7 +66,25 @@ class _Refresh:
         if index is not None and self.removed[index].same_as(symbol):
             symbol = self.removed[index]
             symbol.cache = None
+            self.reused[index] = 1
+        else:
+            self.new.append(symbol)
         self.found.append(symbol)
+
+    def renamed(self, by_name: dict[str, list[Symbol]]) -> None:
+        """Update a names table for what the refresh dropped and found (the symbols found again are in it
+        already: most of them, after an edit that opens a bracket, so most of its lists stay as they are)."""
+        for index, symbol in enumerate(self.removed):
+            if self.reused[index] or symbol.base == "import" or not symbol.name:
+                continue
+            entries = by_name.get(symbol.name)
+            if entries is not None:
+                _discard(entries, symbol)
+                if not entries:
+                    del by_name[symbol.name]
+        for symbol in self.new:
+            if symbol.base != "import" and symbol.name:
+                by_name.setdefault(symbol.name, []).append(symbol)
 
 
 def _intersects(symbol: Symbol, lo: int, hi: int) -> bool:
@@ -198,6 +221,8 @@ class FileIndex:
         assert job.nesting is not None
         if not job.nesting.run(deadline):
             return False
+        if job.nesting.by_name is None:
+            job.renamed(self._by_name)
         self._install(job.nesting)
         self._done()
         return True
@@ -247,7 +272,8 @@ class FileIndex:
             if index < len(symbols):
                 reordered |= self._reattach(symbols, index, tree, data, spec)
         if reordered or len(job.removed) + len(found) > len(symbols) // 4:
-            job.nesting = Nesting(symbols)
+            # a moved symbol is a copy the names table does not have: the table is built again then
+            job.nesting = Nesting(symbols, names=reordered)
             return False
         self.symbols = symbols
         self._update(job.removed, found)
@@ -262,7 +288,8 @@ class FileIndex:
     def _install(self, nesting: Nesting) -> None:
         nesting.apply()
         self.symbols = nesting.symbols
-        self._by_name = nesting.by_name
+        if nesting.by_name is not None:
+            self._by_name = nesting.by_name
         self._outline = nesting.outline
         self._imports = nesting.imports
 

@@ -26,7 +26,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tree_sitter import Language as TSLanguage
-from tree_sitter import Parser, Query, QueryError
+from tree_sitter import Parser, Query
+
+from .language_queries import LanguageQueries
 
 __all__ = ["LANGUAGES", "Language", "LanguageSpec", "language_by_name", "language_for", "parser_for"]
 
@@ -194,16 +196,32 @@ LANGUAGES: tuple[LanguageSpec, ...] = (
 
 @dataclass(eq=False)
 class Language:
-    """A loaded language: its table row, the tree-sitter language and the compiled queries."""
+    """A loaded language: its table row, the tree-sitter language and its queries (compiled when first
+    needed, see :mod:`.language_queries`)."""
 
     spec: LanguageSpec
     ts_language: TSLanguage
-    query: Query  # every pattern of the query file
-    index_query: Query  # scopes, definitions and imports (the @reference patterns disabled)
-    reference_query: Query  # only the @reference patterns
-    scope_query: Query  # only the @scope.* patterns
-    query_source: str = field(repr=False)
-    kinds: dict[str, str] = field(default_factory=dict)  # "scope.function" -> "function", ...
+    queries: LanguageQueries = field(repr=False)
+
+    @property
+    def index_query(self) -> Query:
+        """Scopes, definitions and imports."""
+        return self.queries.index
+
+    @property
+    def reference_query(self) -> Query:
+        """Identifiers that may refer to a definition."""
+        return self.queries.reference
+
+    @property
+    def scope_query(self) -> Query:
+        """Definitions that enclose code."""
+        return self.queries.scope
+
+    @property
+    def kinds(self) -> dict[str, str]:
+        """``"scope.function" -> "function"``, ..."""
+        return self.queries.kinds
 
     @property
     def name(self) -> str:
@@ -247,28 +265,6 @@ def read_query(name: str, _seen: frozenset[str] = frozenset()) -> str:
     return "\n".join(parts)
 
 
-def _compile(ts_language: TSLanguage, source: str) -> tuple[Query, Query, Query, Query, dict[str, str]]:
-    query = Query(ts_language, source)
-    index_query = Query(ts_language, source)
-    reference_query = Query(ts_language, source)
-    scope_query = Query(ts_language, source)
-    raw = source.encode("utf-8")
-    for index in range(query.pattern_count):
-        pattern = raw[query.start_byte_for_pattern(index) : query.end_byte_for_pattern(index)]
-        if b"@reference" in pattern:
-            index_query.disable_pattern(index)
-        else:
-            reference_query.disable_pattern(index)
-        if b"@scope." not in pattern:
-            scope_query.disable_pattern(index)
-    kinds: dict[str, str] = {}
-    for index in range(query.capture_count):
-        capture = query.capture_name(index)
-        if capture.startswith(("scope.", "definition.")):
-            kinds[capture] = capture.split(".", 1)[1]
-    return query, index_query, reference_query, scope_query, kinds
-
-
 def _load(spec: LanguageSpec) -> Language | None:
     try:
         module = importlib.import_module(spec.module)
@@ -279,12 +275,10 @@ def _load(spec: LanguageSpec) -> Language | None:
         return None
     try:
         source = read_query(spec.query or spec.name)
-        query, index_query, reference_query, scope_query, kinds = _compile(ts_language, source)
-    except (OSError, QueryError) as exc:
-        log.error("query file for %s is missing or does not compile: %s", spec.name, exc)
+    except OSError as exc:
+        log.error("the query file for %s is missing: %s", spec.name, exc)
         return None
-    return Language(spec=spec, ts_language=ts_language, query=query, index_query=index_query,
-                    reference_query=reference_query, scope_query=scope_query, query_source=source, kinds=kinds)
+    return Language(spec=spec, ts_language=ts_language, queries=LanguageQueries(spec.name, ts_language, source))
 
 
 def language_by_name(name: str) -> Language | None:

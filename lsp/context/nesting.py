@@ -22,7 +22,8 @@ class Nesting:
 
     STEP = 256  # symbols between two looks at the clock
 
-    def __init__(self, symbols: list[Symbol]) -> None:
+    def __init__(self, symbols: list[Symbol], *, names: bool = True) -> None:
+        """``names``: build the names table too (else the caller updates the one it has)."""
         self.symbols = symbols
         self.done = 0
         self.stack: list[int] = []  # indices of the enclosing scopes
@@ -32,7 +33,7 @@ class Nesting:
         self.owners = array("l")  # index of the container, -1 for none
         self.depths = array("l")
         self.methods = array("b")  # a function in a class-like parent
-        self.by_name: dict[str, list[Symbol]] = {}
+        self.by_name: dict[str, list[Symbol]] | None = {} if names else None
         self.outline: list[Symbol] = []
         self.imports: list[Symbol] = []
 
@@ -69,11 +70,12 @@ class Nesting:
                 name = symbol.name
                 if not name:
                     continue
-                entries = by_name.get(name)
-                if entries is None:
-                    by_name[name] = [symbol]
-                else:
-                    entries.append(symbol)
+                if by_name is not None:
+                    entries = by_name.get(name)
+                    if entries is None:
+                        by_name[name] = [symbol]
+                    else:
+                        entries.append(symbol)
                 if depth == 0 or (depth == 1 and parent == container and self.kind(container) in CLASS_KINDS):
                     outline.append(symbol)
             self.done = stop

@@ -20,6 +20,10 @@ __all__ = ["DocumentStore"]
 log = logging.getLogger(__name__)
 
 
+def _queries_due(doc: Document) -> bool:
+    return doc.language is not None and doc.has_tree and doc.language.queries.pending
+
+
 class DocumentStore:
     """The open documents, most recently used first, with a bound on the memory their trees take."""
 
@@ -71,20 +75,24 @@ class DocumentStore:
         """Whether an open document has a re-parse pending, a line index to build, or a definitions index to
         build or bring up to date."""
         docs = self._docs.values()
-        return any(doc.parse_pending or doc.lines_due or (doc.has_tree and doc.index_due) for doc in docs)
+        return any(doc.parse_pending or doc.lines_due or _queries_due(doc) or (doc.has_tree and doc.index_due)
+                   for doc in docs)
 
     def catch_up(self, budget: float = PARSE_SLICE) -> bool:
         """Do one piece of the upkeep edits left for later, the most recently used document first: a slice
         of at most about ``budget`` seconds of a pending re-parse, else a line index (a few milliseconds
-        for 25,000 lines), else a slice of building or refreshing one definitions index. Returns whether
-        nothing is left."""
+        for 25,000 lines), else one of a language's queries (one compilation), else a slice of building or
+        refreshing one definitions index. Returns whether nothing is left."""
         docs = list(reversed(self._docs.values()))
         pending = next((doc for doc in docs if doc.parse_pending), None)
         lines = next((doc for doc in docs if doc.lines_due), None)
+        queries = next((doc for doc in docs if _queries_due(doc)), None)
         if pending is not None:
             pending.parse_step(budget)
         elif lines is not None:
             lines.lines  # noqa: B018 - built here, not by the next edit
+        elif queries is not None and queries.language is not None:
+            queries.language.queries.compile_next()
         else:
             due = next((doc for doc in docs if doc.has_tree and doc.index_due), None)
             if due is not None:
