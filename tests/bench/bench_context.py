@@ -392,8 +392,11 @@ def bench_memory(table: Table, text: str, count: int) -> None:
     store = DocumentStore()
     start = clock()
     for i in range(count):
-        # each document differs a little, as real files would
-        store.open(f"file:///bench/m{i}.py", "python", 1, text.replace("helper_", f"h{i}_"))
+        # each document differs a little, as real files would; opened as the server opens them (a parse in
+        # slices, the upkeep between messages)
+        store.open(f"file:///bench/m{i}.py", "python", 1, text.replace("helper_", f"h{i}_"), budget=PARSE_SLICE)
+        while not store.catch_up():
+            pass
     elapsed = clock() - start
     gc.collect()
     after = rss_mb()
