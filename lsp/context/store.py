@@ -72,8 +72,8 @@ class DocumentStore:
 
     @property
     def behind(self) -> bool:
-        """Whether an open document has a re-parse pending, a line index to build, or a definitions index to
-        build or bring up to date."""
+        """Whether an open document has a re-parse pending, a line index to build, a query of its language
+        to compile, or a definitions index to build or bring up to date."""
         docs = self._docs.values()
         return any(doc.parse_pending or doc.lines_due or _queries_due(doc) or (doc.has_tree and doc.index_due)
                    for doc in docs)
