@@ -99,15 +99,18 @@ async def read_events(
                 f"The model server at {display_url(endpoint)} stopped answering: no token for {silence:g} s "
                 "(keep-alives do not count). Set codellama.requestTimeout to wait longer."
             )
-        try:
-            event = reading.result()
-        except StopAsyncIteration:
+        # The read's outcome is taken without raising it here: raised in this frame, an exception would hold
+        # the frame in its traceback, the frame the task and the task the exception, a cycle that only the
+        # garbage collector frees, with all it holds (the answer's documents and syntax trees: milliseconds
+        # of freeing in one of its passes, on the event loop).
+        error = reading.exception()
+        if isinstance(error, StopAsyncIteration):
             return
-        except OversizedEvent as error:
+        if isinstance(error, OversizedEvent):
             raise BadResponse(
                 f"The model server at {display_url(endpoint)} sent an oversized stream event ({error})."
             ) from None
-        yield event
+        yield reading.result()  # (any other error is raised from here)
 
 
 # After a stream's final event the server ends the response at once: this long, and this many events more,
@@ -129,7 +132,10 @@ async def read_to_end(events: AsyncIterator[str], grace: float = TAIL_GRACE) -> 
             break
         try:
             await asyncio.wait_for(anext(events), left)  # (read_events closes the response when cancelled)
-        except (StopAsyncIteration, TimeoutError, BackendError, httpx.HTTPError, httpx.StreamError):
+        except (StopAsyncIteration, TimeoutError, BackendError, httpx.HTTPError, httpx.StreamError) as error:
+            # the traceback holds asyncio.wait_for's frame, which holds the task that holds this exception:
+            # a cycle (see read_events), cut here
+            error.__traceback__ = None
             return
 
 

@@ -45,13 +45,20 @@ class CompletionStopper:
         self.max_lines = max_lines
         self.doc = doc
         self.offset = len(context.prefix) if offset is None else offset
-        self.syntax = self if doc is not None and doc.language is not None and _checkable(doc, self.offset) else None
+        self._checks_syntax = doc is not None and doc.language is not None and _checkable(doc, self.offset)
         self._newlines = 0
         self._prepared = False
         self._window: tuple[Document, int] | None = None
         # the stream's decisions and the clean-up ask about the same texts: each answer costs a parse
         self._parses: dict[str, bool] = {}
         self._block_ends: dict[str, int | None] = {}
+
+    @property
+    def syntax(self) -> CompletionStopper | None:
+        """What answers the clean-up's syntax questions: this stopper, when the document can be parsed.
+        (Not kept in an attribute: a stopper referring to itself would be freed, with the document and the
+        syntax tree it holds, only by a pass of the garbage collector, milliseconds on the event loop.)"""
+        return self if self._checks_syntax else None
 
     def done(self, reply: str) -> bool:
         if not self._prepared:  # the first tokens: the model goes on generating meanwhile

@@ -91,6 +91,7 @@ class Document:
         self._evicted = False
         self._index: FileIndex | None = None
         self._index_version = -1  # version the index describes when the tree is gone
+        self._retired: list[Tree] = []  # trees replaced by a re-parse, freed by release_retired
         self.on_parse: Callable[[Document], None] | None = None  # set by a store (memory accounting)
         self._parse(budget)
 
@@ -265,7 +266,21 @@ class Document:
             self._parser.reset()
             self._parser = None
 
+    @property
+    def retired(self) -> bool:
+        """Whether a tree that a re-parse replaced is still to be freed (:meth:`release_retired`)."""
+        return bool(self._retired)
+
+    def release_retired(self) -> None:
+        """Free one tree that a re-parse replaced (when nothing else holds it: a snapshot may)."""
+        if self._retired:
+            self._retired.pop()
+
     def _reparsed(self, old: Tree | None, tree: Tree) -> None:
+        if old is not None:
+            # Freeing a large file's tree after an edit that re-parsed most of it takes milliseconds: left to
+            # the store's catch-up, in a slice of its own, rather than added to the slice that ends the parse.
+            self._retired.append(old)
         self._tree = tree
         if old is None:  # a first parse (or again, after the store dropped the tree)
             if self._index_version != self.version:

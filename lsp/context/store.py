@@ -75,20 +75,23 @@ class DocumentStore:
         """Whether an open document has a re-parse pending, a line index to build, a query of its language
         to compile, or a definitions index to build or bring up to date."""
         docs = self._docs.values()
-        return any(doc.parse_pending or doc.lines_due or _queries_due(doc) or (doc.has_tree and doc.index_due)
-                   for doc in docs)
+        return any(doc.parse_pending or doc.retired or doc.lines_due or _queries_due(doc)
+                   or (doc.has_tree and doc.index_due) for doc in docs)
 
     def catch_up(self, budget: float = PARSE_SLICE) -> bool:
         """Do one piece of the upkeep edits left for later, the most recently used document first: a slice
-        of at most about ``budget`` seconds of a pending re-parse, else a line index (a few milliseconds
-        for 25,000 lines), else one of a language's queries (one compilation), else a slice of building or
-        refreshing one definitions index. Returns whether nothing is left."""
+        of at most about ``budget`` seconds of a pending re-parse, else freeing a tree it replaced, else a
+        line index (a few milliseconds for 25,000 lines), else one of a language's queries (one compilation),
+        else a slice of building or refreshing one definitions index. Returns whether nothing is left."""
         docs = list(reversed(self._docs.values()))
         pending = next((doc for doc in docs if doc.parse_pending), None)
+        retired = next((doc for doc in docs if doc.retired), None)
         lines = next((doc for doc in docs if doc.lines_due), None)
         queries = next((doc for doc in docs if _queries_due(doc)), None)
         if pending is not None:
             pending.parse_step(budget)
+        elif retired is not None:
+            retired.release_retired()
         elif lines is not None:
             lines.lines  # noqa: B018 - built here, not by the next edit
         elif queries is not None and queries.language is not None:

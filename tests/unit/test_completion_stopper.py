@@ -3,6 +3,9 @@ the clean-up's syntax questions between tokens, so that none is left for after t
 
 from __future__ import annotations
 
+import gc
+import weakref
+
 import pytest
 
 import lsp.completion.stopper
@@ -58,3 +61,21 @@ def test_after_the_code_block_closes_the_clean_up_parses_nothing(monkeypatch: py
         reply, context.prefix, context.suffix, single_line=False, max_lines=12, syntax=fresh.syntax
     )
     assert cleaned.startswith("if shape['kind'] == 'circle':\n            total += math.pi")
+
+
+def test_a_stopper_and_the_document_it_holds_are_freed_without_the_garbage_collector() -> None:
+    """A completion's stopper holds its document snapshot, whose syntax tree takes milliseconds to free for
+    a large file: freed when the completion ends, not in a pass of the garbage collector on the event loop."""
+    doc = Document("file:///w/shapes.py", "python", 1, SOURCE)
+    context = context_at(doc, CURSOR)
+    gc.collect()
+    gc.disable()
+    try:
+        stopper = CompletionStopper(context, max_lines=12, doc=doc.snapshot(), offset=CURSOR)
+        assert stopper.syntax is stopper
+        stopper.done(REPLY)
+        freed = weakref.ref(stopper)
+        del stopper
+        assert freed() is None, "the stopper is in a reference cycle"
+    finally:
+        gc.enable()

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import os
 import random
 import re
 import time
+import weakref
 from collections.abc import AsyncIterator, Callable
 from contextlib import aclosing
 from pathlib import Path
@@ -21,7 +23,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from lsp.backends.base import GenerationRequest
-from lsp.backends.sse import OversizedEvent, read_events, sse_data, sse_lines
+from lsp.backends.sse import OversizedEvent, read_events, read_to_end, sse_data, sse_lines
 from lsp.backends.stops import StopCutter, cut_at_stops
 from lsp.backends.tgi import TGIBackend
 from lsp.config import Settings, parse_settings
@@ -139,6 +141,29 @@ async def test_read_events_bounds_the_silence_between_events() -> None:
             got.append(data)
     assert got == ["first"]
     assert response.is_closed
+
+
+async def test_a_stream_read_to_its_end_is_freed_without_the_garbage_collector() -> None:
+    """What a stream's frames hold (its response, and whatever the answer's caller keeps there: documents,
+    syntax trees) is freed when the reading ends, not by a pass of the garbage collector: freeing a large
+    document's tree takes milliseconds, which in a pass land on the event loop at an unforeseen time."""
+
+    async def body() -> AsyncIterator[bytes]:
+        for part in (b"data: one\n\n", b"data: two\n\n", b"data: three\n\n"):
+            yield part
+
+    gc.collect()
+    gc.disable()
+    try:
+        response = httpx.Response(200, content=body())
+        freed = weakref.ref(response)
+        events = read_events(response, URL, 5.0)
+        assert await anext(events) == "one"
+        await read_to_end(events, grace=5.0)  # what a backend does after the final event
+        del response, events
+        assert freed() is None, "the stream's frames are in a reference cycle"
+    finally:
+        gc.enable()
 
 
 async def test_read_events_bounds_a_line() -> None:

@@ -213,7 +213,10 @@ def test_edits_leave_the_index_stale_for_the_store_to_catch_up() -> None:
     offset = PY.index("def describe")
     store.change(doc.uri, 2, [("explain", lsp_range(doc.text, offset + 4, offset + 12))])
     assert doc.index_stale and store.behind
-    assert store.catch_up()
+    steps = 1
+    while not store.catch_up():  # (the tree the re-parse replaced is freed in a step of its own)
+        steps += 1
+    assert steps <= 3
     assert not doc.index_stale and not store.behind
     assert "explain" in [s.name for s in doc.index.definitions()]  # type: ignore[union-attr]
     assert_index_consistent(doc)
