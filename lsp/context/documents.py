@@ -308,6 +308,7 @@ class Document:
         snapshot._parser = None  # a suspended parse belongs to the original; the copy starts its own
         snapshot._index = None
         snapshot._index_version = -1
+        snapshot._retired = []  # the original's are the store's to free
         snapshot.on_parse = None
         return snapshot
 

@@ -452,3 +452,20 @@ def test_random_edits_with_suspended_parses_match_unbounded_parsing(language: st
         assert symbols(doc) == symbols(reference) == symbols(unbounded)
     else:
         assert doc.tree.root_node.has_error
+
+
+def test_a_tree_replaced_by_a_re_parse_is_freed_by_the_catch_up_and_a_snapshot_keeps_its_own() -> None:
+    store = DocumentStore()
+    doc = store.open("file:///w/shapes.py", "python", 1, PY)
+    while not store.catch_up():
+        pass
+    offset = PY.index("def describe")
+    store.change(doc.uri, 2, [("(", lsp_range(doc.text, offset, offset))], budget=1e-6)
+    snapshot = doc.snapshot()
+    assert snapshot.tree is not None  # the snapshot finishes the re-parse in a parser of its own
+    assert not doc.retired  # what the snapshot replaced is the snapshot's
+    assert doc.tree is not None and doc.retired  # the document's own re-parse: its old tree is left to free
+    assert store.behind
+    while not store.catch_up():
+        pass
+    assert not doc.retired
