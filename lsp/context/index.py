@@ -35,15 +35,14 @@ class _Refresh:
     kept: list[Symbol]
     removed: list[Symbol]
     pieces: list[tuple[int, int, int, int]]  # (lo, hi) of a piece, (lo, hi) of its region; last first
-    previous: dict[int, int]  # where a dropped symbol is -> its index in ``removed``
     found: list[Symbol] = field(default_factory=list)
     new: list[Symbol] = field(default_factory=list)  # what was found that is not a dropped symbol again
-    reused: bytearray = field(default_factory=bytearray)  # per dropped symbol: found again
     known: set[tuple[int, int, str, str]] = field(default_factory=set)
     nesting: Nesting | None = None
 
     def __post_init__(self) -> None:
-        self.reused = bytearray(len(self.removed))
+        self.previous = {_place(symbol): i for i, symbol in enumerate(self.removed)}  # -> index in removed
+        self.reused = bytearray(len(self.removed))  # per dropped symbol: found again
 
     def next_piece(self, lo: int) -> None:
         """Forget what the next piece, from ``lo``, cannot find again: a match comes in each piece it
@@ -75,13 +74,8 @@ class _Refresh:
         """Update a names table for what the refresh dropped and found (the symbols found again are in it
         already: most of them, after an edit that opens a bracket, so most of its lists stay as they are)."""
         for index, symbol in enumerate(self.removed):
-            if self.reused[index] or symbol.base == "import" or not symbol.name:
-                continue
-            entries = by_name.get(symbol.name)
-            if entries is not None:
-                _discard(entries, symbol)
-                if not entries:
-                    del by_name[symbol.name]
+            if not self.reused[index] and symbol.base != "import":
+                _unname(by_name, symbol)
         for symbol in self.new:
             if symbol.base != "import" and symbol.name:
                 by_name.setdefault(symbol.name, []).append(symbol)
@@ -105,6 +99,14 @@ def _merge(ranges: Iterable[tuple[int, int]]) -> list[list[int]]:
 def _discard(items: list[Symbol], symbol: Symbol) -> None:
     with suppress(ValueError):
         items.remove(symbol)  # identity: symbols have no __eq__
+
+
+def _unname(by_name: dict[str, list[Symbol]], symbol: Symbol) -> None:
+    entries = by_name.get(symbol.name) if symbol.name else None
+    if entries is not None:
+        _discard(entries, symbol)
+        if not entries:
+            del by_name[symbol.name]
 
 
 def _place(symbol: Symbol) -> int:
@@ -254,8 +256,7 @@ class FileIndex:
             for piece in range(lo, max(hi, lo + 1), REFRESH_PIECE)
         ]
         pieces.reverse()  # popped from the end: in order
-        return _Refresh([(lo, hi) for lo, hi in regions], symbols, removed, pieces,
-                        previous={_place(symbol): i for i, symbol in enumerate(removed)})
+        return _Refresh([(lo, hi) for lo, hi in regions], symbols, removed, pieces)
 
     def _merge(self, job: _Refresh, tree: Tree, data: bytes) -> bool:
         """Merge what a refresh found with what it kept. A few changes go in place at once (True); else the
@@ -324,12 +325,7 @@ class FileIndex:
             if symbol.base == "import":
                 _discard(self._imports, symbol)
                 continue
-            if symbol.name:
-                entries = by_name.get(symbol.name)
-                if entries is not None:
-                    _discard(entries, symbol)
-                    if not entries:
-                        del by_name[symbol.name]
+            _unname(by_name, symbol)
             _discard(self._outline, symbol)
         symbols = self.symbols
         for symbol in added:  # in order: parents come before their members

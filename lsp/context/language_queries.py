@@ -34,8 +34,7 @@ class LanguageQueries:
         self._index: Query | None = None
         self._kinds: dict[str, str] = {}
         self._parts: tuple[bytes, bytes] = (b"", b"")  # the reference and the scope patterns' text
-        self._reference: Query | None = None
-        self._scope: Query | None = None
+        self._subsets: list[Query | None] = [None, None]  # the reference and the scope queries
 
     @property
     def index(self) -> Query:
@@ -53,38 +52,36 @@ class LanguageQueries:
 
     @property
     def reference(self) -> Query:
-        self.index  # noqa: B018 - which patterns are which is known from it
-        with self._lock:
-            if self._reference is None:
-                self._reference = self._compile(self._parts[0])
-            return self._reference
+        return self._subset(0)
 
     @property
     def scope(self) -> Query:
-        self.index  # noqa: B018
-        with self._lock:
-            if self._scope is None:
-                self._scope = self._compile(self._parts[1])
-            return self._scope
+        return self._subset(1)
 
     @property
     def compiled(self) -> int:
         """How many of the three are compiled."""
-        return sum(query is not None for query in (self._index, self._reference, self._scope))
+        return sum(query is not None for query in (self._index, *self._subsets))
 
     @property
     def pending(self) -> bool:
         """Whether a query is still to be compiled."""
-        return self._index is None or self._reference is None or self._scope is None
+        return self.compiled < 3
 
     def compile_next(self) -> None:
         """Compile one query still to be compiled (the index query first)."""
         if self._index is None:
             self.index  # noqa: B018
-        elif self._reference is None:
-            self.reference  # noqa: B018
-        else:
-            self.scope  # noqa: B018
+        elif None in self._subsets:
+            self._subset(self._subsets.index(None))
+
+    def _subset(self, which: int) -> Query:
+        self.index  # noqa: B018 - which patterns are which is known from it
+        with self._lock:
+            query = self._subsets[which]
+            if query is None:
+                query = self._subsets[which] = self._compile(self._parts[which])
+            return query
 
     def _compile_index(self) -> Query:
         try:

@@ -94,4 +94,4 @@ class Nesting:
             symbol.parent = symbols[parent] if parent >= 0 else None
             symbol.container = symbols[container] if container >= 0 else None
             symbol.depth = self.depths[i]
-            symbol.kind = "method" if self.methods[i] else symbol.base
+            symbol.kind = self.kind(i)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 from .documents import DEFAULT_MAX_SIZE, DEFAULT_TREE_BUDGET, PARSE_SLICE, Change, Document, UnknownDocument
 from .positions import Encoding
@@ -22,6 +22,23 @@ log = logging.getLogger(__name__)
 
 def _queries_due(doc: Document) -> bool:
     return doc.language is not None and doc.has_tree and doc.language.queries.pending
+
+
+def _compile_query(doc: Document, _budget: float) -> None:
+    assert doc.language is not None
+    doc.language.queries.compile_next()
+
+
+# The upkeep edits leave for later, most urgent first: whether a document needs it, and one step of it of
+# at most about ``budget`` seconds.
+_UPKEEP: tuple[tuple[Callable[[Document], bool], Callable[[Document, float], object]], ...] = (
+    (lambda doc: doc.parse_pending, lambda doc, budget: doc.parse_step(budget)),
+    (lambda doc: doc.retired, lambda doc, _: doc.release_retired()),  # a tree a re-parse replaced
+    (lambda doc: doc.lines_due, lambda doc, _: doc.lines),  # a few milliseconds for 25,000 lines
+    (_queries_due, _compile_query),  # one compilation
+    # a piece of the index overshoots more than a parse slice
+    (lambda doc: doc.has_tree and doc.index_due, lambda doc, budget: doc.index_step(budget / 2)),
+)
 
 
 class DocumentStore:
@@ -72,34 +89,20 @@ class DocumentStore:
 
     @property
     def behind(self) -> bool:
-        """Whether an open document has a re-parse pending, a line index to build, a query of its language
-        to compile, or a definitions index to build or bring up to date."""
-        docs = self._docs.values()
-        return any(doc.parse_pending or doc.retired or doc.lines_due or _queries_due(doc)
-                   or (doc.has_tree and doc.index_due) for doc in docs)
+        """Whether an open document has upkeep left: a re-parse pending, a tree it replaced to free, a line
+        index to build, a query of its language to compile, or a definitions index to build or bring up to
+        date."""
+        return any(due(doc) for doc in self._docs.values() for due, _ in _UPKEEP)
 
     def catch_up(self, budget: float = PARSE_SLICE) -> bool:
-        """Do one piece of the upkeep edits left for later, the most recently used document first: a slice
-        of at most about ``budget`` seconds of a pending re-parse, else freeing a tree it replaced, else a
-        line index (a few milliseconds for 25,000 lines), else one of a language's queries (one compilation),
-        else a slice of building or refreshing one definitions index. Returns whether nothing is left."""
+        """Do one step of the upkeep edits left for later (see :attr:`behind`), the most urgent kind first
+        and, within a kind, the most recently used document first. Returns whether nothing is left."""
         docs = list(reversed(self._docs.values()))
-        pending = next((doc for doc in docs if doc.parse_pending), None)
-        retired = next((doc for doc in docs if doc.retired), None)
-        lines = next((doc for doc in docs if doc.lines_due), None)
-        queries = next((doc for doc in docs if _queries_due(doc)), None)
-        if pending is not None:
-            pending.parse_step(budget)
-        elif retired is not None:
-            retired.release_retired()
-        elif lines is not None:
-            lines.lines  # noqa: B018 - built here, not by the next edit
-        elif queries is not None and queries.language is not None:
-            queries.language.queries.compile_next()
-        else:
-            due = next((doc for doc in docs if doc.has_tree and doc.index_due), None)
-            if due is not None:
-                due.index_step(budget / 2)  # a piece of the index overshoots more than a parse slice
+        for due, step in _UPKEEP:
+            doc = next((doc for doc in docs if due(doc)), None)
+            if doc is not None:
+                step(doc, budget)
+                break
         return not self.behind
 
     def close(self, uri: str) -> None:
