@@ -237,6 +237,7 @@ class ResyncingReader:
         self._buffer = bytearray()
         self._searched = 0  # the buffer holds no header before this index
         self._ended = False
+        self._between_messages = False
 
     def _start(self) -> asyncio.Queue[bytes]:
         loop = asyncio.get_running_loop()
@@ -277,6 +278,12 @@ class ResyncingReader:
         return taken
 
     async def readline(self) -> bytes:
+        if self._between_messages:
+            self._between_messages = False
+            if self._buffer:
+                # The next message is here already (an edit and its completion request come together): pygls
+                # would handle it in the same turn of the loop as the last one, which held the loop for both.
+                await asyncio.sleep(0)
         while True:
             end = self._buffer.find(b"\n")
             if end >= 0:
@@ -291,6 +298,7 @@ class ResyncingReader:
             if not await self._fill():
                 break
         found = self._next_header()
+        self._between_messages = True
         if found is not None and found < n:
             log.warning("a message was shorter than its Content-Length said; skipped to the next one")
             return self._take(found) or b" "  # (empty would read as the end of input)

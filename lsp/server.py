@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 
 BackendFactory = Callable[[Settings], Backend]
 STATUS_METHOD = "codellama/status"
+TURNS_BETWEEN_SLICES = 3
 
 
 class CodellamaServer(LanguageServer):
@@ -73,7 +74,7 @@ class CodellamaServer(LanguageServer):
         self._assistant: Assistant | None = None
         self._completions_enabled = True
         self.tasks: set[asyncio.Task[Any]] = set()
-        self._catch_up: asyncio.Handle | None = None
+        self._catch_up: asyncio.Task[None] | None = None
         self.pending_problems = problems
         self.exit_code = 0
         set_client_sink(self._log_to_client)
@@ -145,29 +146,36 @@ class CodellamaServer(LanguageServer):
 
     def catch_up_later(self) -> None:
         """Do the upkeep edits leave (a long re-parse, the definitions index) between messages: one short
-        slice per turn of the event loop, so that no message waits for more than a slice."""
+        slice at a time, each after what arrived during the last one, so that a message waits for one slice
+        at most."""
         if self._catch_up is None and self.documents.behind:
-            self._next_slice()
+            self._catch_up = asyncio.get_running_loop().create_task(self._catch_up_in_slices())
 
-    def _next_slice(self) -> None:
-        self._catch_up = asyncio.get_running_loop().call_soon(self._catch_up_slice)
+    async def _catch_up_in_slices(self) -> None:
+        try:
+            while True:
+                # A message takes three turns of the loop to reach its handler (the stdin thread's hand-over,
+                # the reader, the handler's task); a slice queued for the next turn would run before each.
+                for _ in range(TURNS_BETWEEN_SLICES):
+                    await asyncio.sleep(0)
+                if self._catch_up_slice():
+                    return
+        finally:
+            self._catch_up = None
 
-    def _catch_up_slice(self) -> None:
-        self._catch_up = None
+    def _catch_up_slice(self) -> bool:
+        """One slice of upkeep; whether all is done."""
         if young_pass_due():
             # Upkeep after a large edit makes thousands of objects, and the collector's pass over its two
             # young generations walks them all (5 to 8 ms): due now, it runs in a slice of its own rather
             # than on top of a slice of work.
             gc.collect(1)
-            self._next_slice()
-            return
+            return False
         try:
-            done = self.documents.catch_up()
+            return self.documents.catch_up()
         except Exception:  # upkeep must never take the server down; the next read of the tree retries
             log.exception("background document upkeep failed")
-            return
-        if not done:
-            self._next_slice()
+            return True
 
     def prepare_messages(self, methods: Collection[str], results: Collection[type]) -> None:
         """Have the converter write its code for reading the messages of ``methods`` and for writing

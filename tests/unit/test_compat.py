@@ -132,3 +132,17 @@ async def test_the_reader_finds_the_next_message_after_a_content_length_that_lie
             assert await reader.readline() == b"\r\n"
             assert await reader.readexactly(3) == b'{"a'
     assert await reader.readline() == b""
+
+
+async def test_the_reader_lets_the_loop_turn_between_two_messages_that_arrive_together() -> None:
+    # an edit and the completion request right after it: handled in one turn, they held the loop for both
+    message = b'Content-Length: 2\r\n\r\n{}'
+    reader = compat.ResyncingReader(io.BytesIO(message * 2))
+    turns: list[str] = []
+    for name in ("first", "second"):
+        assert await reader.readline() == b"Content-Length: 2\r\n"
+        assert await reader.readline() == b"\r\n"
+        assert await reader.readexactly(2) == b"{}"
+        turns.append(name)
+        asyncio.get_running_loop().call_soon(turns.append, f"a callback queued after the {name}")
+    assert turns[:3] == ["first", "a callback queued after the first", "second"]
