@@ -52,6 +52,7 @@ from collections.abc import Callable, Generator
 from importlib.metadata import version
 from typing import Any, BinaryIO
 
+import tree_sitter
 from lsprotocol import types
 from lsprotocol.types import ResponseError
 from pygls.exceptions import JsonRpcException
@@ -345,7 +346,9 @@ def _describe(error: BaseException) -> str:
 @functools.cache
 def chunks_leak() -> bool:
     """Whether the installed py-tree-sitter keeps a reference to every chunk a read callback returns."""
-    return version("tree-sitter") in LEAKING_TREE_SITTER
+    # its own __version__ where it has one: importlib.metadata's first use imports the email package, 6 ms
+    # of the first didOpen
+    return (getattr(tree_sitter, "__version__", None) or version("tree-sitter")) in LEAKING_TREE_SITTER
 
 
 _decref = ctypes.pythonapi.Py_DecRef

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import time
 from collections.abc import Callable, Sequence
 
 from tree_sitter import Parser, Tree
@@ -331,9 +332,10 @@ class Document:
     def apply_changes(self, changes: Sequence[Change], version: int, *, budget: float | None = None) -> None:
         """Apply LSP content changes in order, editing the tree for each, then re-parse once.
 
-        With a ``budget`` (seconds), an incremental re-parse that takes longer is left pending
-        (:attr:`parsed` false) for :meth:`parse_step` or the next read of :attr:`tree` to finish.
+        With a ``budget`` (seconds) for the whole call, an incremental re-parse that takes longer is left
+        pending (:attr:`parsed` false) for :meth:`parse_step` or the next read of :attr:`tree` to finish.
         """
+        started = time.perf_counter()
         self._abandon()
         tree = self._tree
         reparse = False
@@ -372,6 +374,10 @@ class Document:
         self.version = version
         if not reparse:
             return
+        if budget is not None:
+            # moving a large file's lines and definitions takes milliseconds of the budget; the parse has what
+            # is left, and a quarter at least, so that it always gets on
+            budget = max(budget / 4, budget - (time.perf_counter() - started))
         if tree is None and self._evicted:
             self._index = None  # parsed again when needed
             return
