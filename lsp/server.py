@@ -41,6 +41,19 @@ log = logging.getLogger(__name__)
 BackendFactory = Callable[[Settings], Backend]
 STATUS_METHOD = "codellama/status"
 TURNS_BETWEEN_SLICES = 3
+# what an editor sends first and while the user types, and what the server sends it then
+RECEIVED_FIRST = (
+    types.INITIALIZE, types.INITIALIZED, types.TEXT_DOCUMENT_DID_OPEN, types.TEXT_DOCUMENT_DID_CHANGE,
+    types.TEXT_DOCUMENT_DID_CLOSE, types.TEXT_DOCUMENT_DID_SAVE, types.TEXT_DOCUMENT_INLINE_COMPLETION,
+    types.TEXT_DOCUMENT_COMPLETION, types.TEXT_DOCUMENT_CODE_ACTION, types.WORKSPACE_EXECUTE_COMMAND,
+    types.CANCEL_REQUEST,
+)
+SENT_FIRST = (types.WINDOW_WORK_DONE_PROGRESS_CREATE, types.PROGRESS, types.WINDOW_LOG_MESSAGE)
+# what their union-typed fields hold (a hook for each is written when first met)
+VALUES_SENT = (
+    types.InitializeResult, types.InlineCompletionList, types.CompletionList, types.CodeAction,
+    types.WorkDoneProgressBegin, types.WorkDoneProgressReport, types.WorkDoneProgressEnd,
+)
 
 
 class CodellamaServer(LanguageServer):
@@ -86,6 +99,7 @@ class CodellamaServer(LanguageServer):
         exited without ``shutdown`` (as LSP says; pygls swallows it)."""
         self._stop_event = threading.Event()
         self.protocol.set_writer(StdoutWriter(stdout or sys.stdout.buffer))
+        self.prepare_messages(RECEIVED_FIRST, SENT_FIRST, VALUES_SENT)
         try:
             asyncio.run(self._serve_io(stdin or sys.stdin.buffer))
         except BrokenPipeError:
@@ -177,16 +191,21 @@ class CodellamaServer(LanguageServer):
             log.exception("background document upkeep failed")
             return True
 
-    def prepare_messages(self, methods: Collection[str], results: Collection[type]) -> None:
-        """Have the converter write its code for reading the messages of ``methods`` and for writing
-        ``results`` now: cattrs writes it the first time it meets a type (milliseconds each), which would
-        otherwise be on the path of the user's first keystroke and first completion."""
-        for method in methods:
-            message_type = self.protocol.get_message_type(method)
-            if message_type is not None:
-                self.converter.get_structure_hook(message_type)
-        for result in results:
-            self.converter.get_unstructure_hook(result)
+    def prepare_messages(self, received: Collection[str], sent: Collection[str], values: Collection[type]) -> None:
+        """Have the converter write its code for the messages of these methods, received and sent, and for
+        their answers, now, before the first message is read: cattrs writes it the first time it meets a type
+        (milliseconds each; 40 ms for ``initialize`` and its answer), which would otherwise hold the event
+        loop in the handling of a message: the first keystroke's, the first completion's."""
+        for methods, read, written in ((received, "message", "result"), (sent, "result", "message")):
+            for method in methods:
+                kinds = {"message": self.protocol.get_message_type(method),
+                         "result": self.protocol.get_result_type(method)}
+                if kinds[read] is not None:
+                    self.converter.get_structure_hook(kinds[read])
+                if kinds[written] is not None:
+                    self.converter.get_unstructure_hook(kinds[written])
+        for value in values:
+            self.converter.get_unstructure_hook(value)
 
     # -- backend ------------------------------------------------------------------------------------
 

@@ -21,13 +21,6 @@ from lsp.server import CodellamaServer
 log = logging.getLogger(__name__)
 
 STATS_METHOD = "codellama/stats"
-# what an editor sends while the user types, and what the server answers
-TYPING_MESSAGES = (
-    types.TEXT_DOCUMENT_DID_OPEN, types.TEXT_DOCUMENT_DID_CHANGE, types.TEXT_DOCUMENT_DID_CLOSE,
-    types.TEXT_DOCUMENT_DID_SAVE, types.TEXT_DOCUMENT_INLINE_COMPLETION, types.TEXT_DOCUMENT_COMPLETION,
-    types.TEXT_DOCUMENT_CODE_ACTION, types.WORKSPACE_EXECUTE_COMMAND, types.CANCEL_REQUEST,
-)
-TYPING_RESULTS = (types.InlineCompletionList, types.CompletionList, types.CodeAction, types.ProgressParams)
 
 
 def register(server: CodellamaServer) -> None:
@@ -39,7 +32,6 @@ def register(server: CodellamaServer) -> None:
         ls.pending_problems += ls.apply_settings(_as_dict(params.initialization_options))
         streaming.negotiate(ls, params.initialization_options)
         workspace_feature.prepare(ls)
-        ls.prepare_messages(TYPING_MESSAGES, TYPING_RESULTS)  # while the client waits for this answer
 
     @server.feature(types.INITIALIZED)
     def initialized(ls: CodellamaServer, params: types.InitializedParams) -> None:
