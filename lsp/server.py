@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import importlib
 import logging
 import sys
 import threading
@@ -100,6 +101,9 @@ class CodellamaServer(LanguageServer):
         self._stop_event = threading.Event()
         self.protocol.set_writer(StdoutWriter(stdout or sys.stdout.buffer))
         self.prepare_messages(RECEIVED_FIRST, SENT_FIRST, VALUES_SENT)
+        if self.settings.workspace.enable:
+            # the index's modules (15 ms), needed from initialize on unless the client's settings turn it off
+            importlib.import_module("lsp.workspace.roots")
         try:
             asyncio.run(self._serve_io(stdin or sys.stdin.buffer))
         except BrokenPipeError:

@@ -82,8 +82,9 @@ def folders(ls: CodellamaServer) -> list[str]:
 
 
 def prepare(ls: CodellamaServer) -> None:
-    """Load the index's modules while ``initialize`` is answered, when an index will run: the client sends
-    nothing else until it has the answer, whereas loading them in :func:`sync` holds up its messages."""
+    """Set up the indexes' state while ``initialize`` is answered, when an index will run: the client sends
+    nothing else until it has the answer, whereas loading the index's modules in :func:`sync` holds up its
+    messages (the server loads them before the first message when the setting is on by default)."""
     if ls.settings.workspace.enable and ls.root is not None:
         _state(ls)
 
