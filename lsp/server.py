@@ -200,16 +200,15 @@ class CodellamaServer(LanguageServer):
         their answers, now, before the first message is read: cattrs writes it the first time it meets a type
         (milliseconds each; 40 ms for ``initialize`` and its answer), which would otherwise hold the event
         loop in the handling of a message: the first keystroke's, the first completion's."""
-        for methods, read, written in ((received, "message", "result"), (sent, "result", "message")):
-            for method in methods:
-                kinds = {"message": self.protocol.get_message_type(method),
-                         "result": self.protocol.get_result_type(method)}
-                if kinds[read] is not None:
-                    self.converter.get_structure_hook(kinds[read])
-                if kinds[written] is not None:
-                    self.converter.get_unstructure_hook(kinds[written])
-        for value in values:
-            self.converter.get_unstructure_hook(value)
+        protocol = self.protocol
+        read = [protocol.get_message_type(m) for m in received] + [protocol.get_result_type(m) for m in sent]
+        written = [protocol.get_result_type(m) for m in received] + [protocol.get_message_type(m) for m in sent]
+        for kind in read:
+            if kind is not None:
+                self.converter.get_structure_hook(kind)
+        for kind in [*written, *values]:
+            if kind is not None:
+                self.converter.get_unstructure_hook(kind)
 
     # -- backend ------------------------------------------------------------------------------------
 
@@ -296,8 +295,8 @@ def young_pass_due() -> bool:
 
 
 class WorkspaceSlot:
-    """Where the workspace index's definitions plug in once ``features/workspace.py`` starts an index (the
-    index's modules are imported only then); off while the setting is."""
+    """Where the workspace index's definitions plug in once ``features/workspace.py`` starts an index; off
+    while the setting is."""
 
     def __init__(self, enabled: Callable[[], bool]) -> None:
         self.source: Any = None  # a lsp.workspace.roots.WorkspaceRoots (one index per folder)

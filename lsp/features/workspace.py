@@ -52,7 +52,7 @@ _FOLDERS_CHANGED: weakref.WeakSet[CodellamaServer] = weakref.WeakSet()  # their 
 def _state(ls: CodellamaServer) -> _State:
     state = _STATES.get(ls)
     if state is None:
-        # imported here, not with the server: a server without a workspace never loads the index's modules
+        # imported here, not with this module: a server with the setting off never loads the index's modules
         from lsp.workspace.roots import WorkspaceRoots
 
         state = _STATES[ls] = _State(WorkspaceRoots())

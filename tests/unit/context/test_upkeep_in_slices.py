@@ -10,6 +10,7 @@ import tracemalloc
 from lsp.completion.stopper import CompletionStopper
 from lsp.context.documents import Document
 from lsp.context.extract import context_at
+from lsp.context.index import FileIndex
 from lsp.context.snippets import symbol_texts
 from lsp.context.store import DocumentStore
 from lsp.context.syntax import block_end, parses_cleanly
@@ -61,49 +62,46 @@ def test_an_index_refresh_in_steps_keeps_what_it_knew_until_it_is_done() -> None
     assert_index_consistent(doc)
 
 
-def test_an_edit_during_a_refresh_starts_it_again_on_the_new_text() -> None:
-    text = records(300)
+def _bracket_opened(text: str) -> Document:
+    """A document with its index built, then edited so that a bracket opens: the rest of the file is parsed
+    again, and its index is to be refreshed."""
     doc = Document(URI, "javascript", 1, text)
     doc.index  # noqa: B018
     row = _row(text)
     doc.apply_changes([("  compute(this.items[", ((row, 0), (row, 0)))], 2)
     doc.tree  # noqa: B018
-    for _ in range(5):
-        doc.index_step(TINY)
-    doc.apply_changes([("export function added(x) { return x; }\n", ((1, 0), (1, 0)))], 3)
+    return doc
+
+
+def _insert_first_then_refresh(doc: Document, inserted: str) -> FileIndex | None:
+    doc.apply_changes([(inserted, ((1, 0), (1, 0)))], 3)
     doc.tree  # noqa: B018
     while not doc.index_step(TINY):
         pass
-    index = doc.index
+    return doc.index
+
+
+def test_an_edit_during_a_refresh_starts_it_again_on_the_new_text() -> None:
+    doc = _bracket_opened(records(300))
+    for _ in range(5):
+        doc.index_step(TINY)
+    index = _insert_first_then_refresh(doc, "export function added(x) { return x; }\n")
     assert index is not None and "added" in index.by_name
     assert_index_consistent(doc)
 
 
 def test_an_edit_during_the_last_steps_of_a_refresh_leaves_a_consistent_index() -> None:
     text = records(200)
-    row = _row(text)
-
-    def edited() -> Document:
-        doc = Document(URI, "javascript", 1, text)
-        doc.index  # noqa: B018
-        doc.apply_changes([("  compute(this.items[", ((row, 0), (row, 0)))], 2)
-        doc.tree  # noqa: B018
-        return doc
-
-    doc = edited()
+    doc = _bracket_opened(text)
     steps = 1
     while not doc.index_step(TINY):
         steps += 1
     # the last steps rebuild the tables; an edit between any two of them must not leave half of it behind
     for at in range(max(1, steps - 12), steps):
-        doc = edited()
+        doc = _bracket_opened(text)
         for _ in range(at):
             doc.index_step(TINY)
-        doc.apply_changes([("export class Added { run() {} }\n", ((1, 0), (1, 0)))], 3)
-        doc.tree  # noqa: B018
-        while not doc.index_step(TINY):
-            pass
-        index = doc.index
+        index = _insert_first_then_refresh(doc, "export class Added { run() {} }\n")
         assert index is not None and "Added" in index.by_name and index.by_name["run"][0].kind == "method"
         assert_index_consistent(doc)
 
