@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 
 from tree_sitter import Tree
 
-from .languages import Language, LanguageSpec
+from .languages import Language
 from .nesting import Nesting
-from .symbols import CLASS_KINDS, NAMESPACE_KINDS, Symbol, collect_symbols, definition_bounds
+from .symbols import CLASS_KINDS, NAMESPACE_KINDS, Symbol, collect_symbols
 
 __all__ = ["FileIndex"]
 
@@ -266,12 +266,11 @@ class FileIndex:
         symbols = job.kept + found
         symbols.sort(key=_order)  # two sorted runs: merged in linear time
         # the doc comments of the definition right after a region may have changed: check where it starts
-        spec = self.language.spec
         reordered = False
         for _, hi in job.regions:
             index = bisect_right(symbols, hi, key=_outer)
             if index < len(symbols):
-                reordered |= self._reattach(symbols, index, tree, data, spec)
+                reordered |= self._reattach(symbols, index, tree, data)
         if reordered or len(job.removed) + len(found) > len(symbols) // 4:
             # a moved symbol is a copy the names table does not have: the table is built again then
             job.nesting = Nesting(symbols, names=reordered)
@@ -294,25 +293,25 @@ class FileIndex:
         self._outline = nesting.outline
         self._imports = nesting.imports
 
-    @staticmethod
-    def _reattach(symbols: list[Symbol], index: int, tree: Tree, data: bytes, spec: LanguageSpec) -> bool:
+    def _reattach(self, symbols: list[Symbol], index: int, tree: Tree, data: bytes) -> bool:
         """Recompute where a symbol starts (its doc comments); True if the symbols had to be sorted again.
 
-        A symbol that moves is replaced by a moved copy: the one in the tables stays as it is until the
-        new tables replace them."""
+        The symbol is found again by the query that found it, over its own bytes: the node a position
+        lookup gives may be a child with the same range (an assignment in its statement), whose doc
+        comments are its parent's. A symbol that moves is replaced by a moved copy: the one in the tables
+        stays as it is until the new tables replace them."""
         symbol = symbols[index]
-        start = symbol.start
-        node = tree.root_node.descendant_for_byte_range(start, symbol.end)
-        if node is None or node.end_byte != symbol.end:
+        if symbol.base == "import":
             return False
-        _, _, outer = definition_bounds(node, spec, data)
-        if outer != symbol.outer and symbol.base != "import":
-            moved = symbols[index] = copy.copy(symbol)
-            moved.cache = None
-            moved.move_outer(outer)
-            symbols.sort(key=_order)
-            return True
-        return False
+        again = next((found for found in collect_symbols(self.language, tree, data, (symbol.start, symbol.end))
+                      if found.key == symbol.key), None)
+        if again is None or again.outer == symbol.outer:
+            return False
+        moved = symbols[index] = copy.copy(symbol)
+        moved.cache = None
+        moved.move_outer(again.outer)
+        symbols.sort(key=_order)
+        return True
 
     def _update(self, removed: list[Symbol], added: list[Symbol]) -> None:
         """Update the derived tables for removed and added symbols (see :class:`Nesting`).

@@ -304,6 +304,19 @@ def _random_edits(data: st.DataObject, doc: Document, count: int) -> list[tuple[
     return done
 
 
+def test_a_comment_made_by_an_edit_is_attached_like_a_fresh_parse_does_when_two_regions_are_refreshed() -> None:
+    # found by test_random_edits_match_a_fresh_parse: with two regions to refresh, the definition right after
+    # the first (`name: str`, found again in the second) had its doc comments recomputed from the node at its
+    # range, the assignment, not the statement the query captures, and lost the comment above it
+    text = (DATA / SAMPLES["python"]).read_text()
+    doc = Document("file:///w/inventory.py", "python", 1, text)
+    assert doc.index is not None
+    comment_at = text.index("class Item:")
+    edit(doc, comment_at - 124, comment_at - 122, "")  # in parse_quantity, above: a region of its own
+    edit(doc, comment_at - 2, comment_at - 2, "#")  # "#class Item:", a comment above `name: str`
+    assert_index_consistent(doc)
+
+
 @pytest.mark.parametrize("language", sorted(SAMPLES))
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
