@@ -166,7 +166,9 @@ async def test_a_literal_eos_in_the_text_is_text(backend: TGIBackend, tgi: TGI) 
 
 
 async def test_a_server_that_ignores_max_new_tokens_is_cut_off_there(backend: TGIBackend, tgi: TGI) -> None:
-    tgi.script({"tokens": [{"text": f"t{i} "} for i in range(500)], "ignore_max_new_tokens": True})
+    # (paced, so that the fake cannot write all 500 into the sockets' buffers before the client goes away)
+    tgi.script({"tokens": [{"text": f"t{i} "} for i in range(500)], "ignore_max_new_tokens": True,
+                "chunk_delay": 0.005})
     assert await text_of(backend.stream(request(max_new_tokens=7))) == "".join(f"t{i} " for i in range(7))
     await eventually(lambda: tgi.streams()["closed_early"] == 1)
 
